@@ -1,0 +1,420 @@
+//! The glibc front ends of an instance: what `__libc_malloc`, `__libc_free`,
+//! `__libc_calloc`, `__libc_realloc`, `_mid_memalign` and friends do before
+//! and around the arena algorithms.
+//!
+//! `malloc` and `free` come in two halves so that a multi-threaded host can
+//! run the per-thread cache without a lock: [`Allocator::malloc_cached`] and
+//! [`Allocator::free_cached`] need only the memory and the thread's cache;
+//! the `_uncached` halves need the arena (the caller's lock).
+
+use crate::chunk::{
+    checked_request2size, Chunk, CHUNK_HDR_SZ, IS_MMAPPED, MALLOC_ALIGNMENT, MINSIZE, SIZE_BITS, SIZE_SZ,
+};
+use crate::memory::Memory;
+use crate::params::{Params, DEFAULT_MMAP_THRESHOLD_MAX};
+use crate::state::Arena;
+use crate::tcache::{csize2tidx, Tcache, TcacheConfig, TCACHE_MAX_BINS, TCACHE_STRUCT_SIZE};
+use crate::{Allocator, Res, EINVAL, ENOMEM};
+
+/// A thread's cache and whether the thread is exiting (then it gets no new one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadCache {
+    /// The thread's tcache, if it has one yet.
+    pub tcache: Tcache,
+    /// Set once the thread's cache was flushed at exit.
+    pub shutting_down: bool,
+}
+
+impl<M: Memory> Allocator<M> {
+    /// A new instance whose main arena state lives at `main_arena` (the
+    /// memory source must back `state::ARENA_STATE_SIZE` bytes there).
+    /// `tcache_key` marks cached chunks (glibc draws it at random).
+    pub fn new(mem: M, main_arena: usize, tcache_key: usize, params: Params) -> Res<Self, M> {
+        let mut a = Allocator {
+            mem,
+            params,
+            mmaps: Default::default(),
+            sbrk_base: 0,
+            last_error: 0,
+            retired: false,
+            main: Arena(main_arena),
+            tcache_key,
+        };
+        a.main.init(&mut a.mem, true)?;
+        Ok(a)
+    }
+
+    /// Stop using the arenas, whose state may be half-updated (in the child
+    /// of a fork that interrupted an arena operation). From now on requests
+    /// are served by chunks mapped on their own and heap chunks are never
+    /// freed: correctness over economy, for a child that usually just execs.
+    pub fn retire_arenas(&mut self) {
+        self.retired = true;
+    }
+
+    /// Whether [`Allocator::retire_arenas`] was called.
+    pub fn arenas_retired(&self) -> bool {
+        self.retired
+    }
+
+    /// The main arena.
+    pub fn main_arena(&self) -> Arena {
+        self.main
+    }
+
+    /// The tcache settings of the lock-free halves.
+    #[inline(always)]
+    pub fn tcache_config(&self) -> TcacheConfig {
+        self.params.tcache_config(self.tcache_key)
+    }
+
+    /// The arena a heap chunk belongs to (`arena_for_chunk`).
+    #[inline(always)]
+    pub fn arena_for_chunk(&self, _p: Chunk) -> Arena {
+        self.main
+    }
+
+    /// Give the thread a tcache if it has none and is not exiting (`tcache_init`).
+    fn ensure_tcache(&mut self, tc: &mut ThreadCache) -> Res<(), M> {
+        if tc.tcache.exists() || tc.shutting_down {
+            return Ok(());
+        }
+        let mem = self.int_malloc(self.main, Tcache(0), TCACHE_STRUCT_SIZE)?;
+        if mem != 0 {
+            self.mem.fill(mem, 0, TCACHE_STRUCT_SIZE)?;
+            tc.tcache = Tcache(mem);
+        }
+        Ok(())
+    }
+
+    /// The lock-free half of `malloc`: a chunk from the thread's cache, if it
+    /// holds one of the right size.
+    #[inline(always)]
+    pub fn malloc_cached(m: &mut M, cfg: &TcacheConfig, tc: Tcache, bytes: usize) -> Res<Option<usize>, M> {
+        if !tc.exists() {
+            return Ok(None);
+        }
+        let Some(nb) = checked_request2size(bytes) else {
+            return Ok(None);
+        };
+        let idx = csize2tidx(nb);
+        // The entry test is ours: a count out of step with its list (a fork
+        // from a signal handler mid-update) must not hand out address 0.
+        if idx < cfg.bins && tc.count(m, idx)? > 0 && tc.entry(m, idx)? != 0 {
+            return Ok(Some(tc.get(m, idx)?));
+        }
+        Ok(None)
+    }
+
+    /// The arena half of `malloc`, after [`Allocator::malloc_cached`] found nothing.
+    pub fn malloc_uncached(&mut self, tc: &mut ThreadCache, bytes: usize) -> Res<usize, M> {
+        self.ensure_tcache(tc)?;
+        self.int_malloc(self.main, tc.tcache, bytes)
+    }
+
+    /// `malloc`: 0 on failure, with [`Allocator::last_error`] set.
+    pub fn malloc(&mut self, tc: &mut ThreadCache, bytes: usize) -> Res<usize, M> {
+        let cfg = self.tcache_config();
+        if let Some(mem) = Self::malloc_cached(&mut self.mem, &cfg, tc.tcache, bytes)? {
+            return Ok(mem);
+        }
+        self.malloc_uncached(tc, bytes)
+    }
+
+    /// The lock-free half of `free` for a non-null `mem`: cache the chunk if
+    /// the thread's cache has room. Returns the chunk when the arena half
+    /// ([`Allocator::free_uncached`]) must finish the job.
+    #[inline(always)]
+    pub fn free_cached(m: &mut M, cfg: &TcacheConfig, tc: Tcache, mem: usize) -> Res<Option<Chunk>, M> {
+        let p = Chunk::from_mem(mem);
+        let raw = p.size_field(m)?;
+        if raw & IS_MMAPPED != 0 || !tc.exists() {
+            return Ok(Some(p));
+        }
+        let size = raw & !SIZE_BITS;
+        Self::check_free_pointer(m, p, size)?;
+        let idx = csize2tidx(size);
+        if idx < cfg.bins {
+            tc.check_double_free(m, p, idx, cfg)?;
+            if tc.count(m, idx)? < cfg.count {
+                tc.put(m, p, idx, cfg.key)?;
+                return Ok(None);
+            }
+        }
+        Ok(Some(p))
+    }
+
+    /// The arena half of `free`: unmap a mapped chunk (raising the dynamic
+    /// mmap threshold), or free a heap chunk into its arena.
+    pub fn free_uncached(&mut self, tc: &mut ThreadCache, p: Chunk) -> Res<(), M> {
+        let raw = p.size_field(&self.mem)?;
+        if raw & IS_MMAPPED != 0 {
+            // A freed mapped chunk says requests of its size are not rare:
+            // serve them from the heap from now on.
+            if !self.params.no_dyn_threshold
+                && raw > self.params.mmap_threshold
+                && raw <= DEFAULT_MMAP_THRESHOLD_MAX
+            {
+                self.params.mmap_threshold = raw & !SIZE_BITS;
+                self.params.trim_threshold = 2 * self.params.mmap_threshold;
+            }
+            return self.munmap_chunk(p);
+        }
+        let tried = tc.tcache.exists();
+        self.ensure_tcache(tc)?;
+        let av = self.arena_for_chunk(p);
+        self.int_free(av, p, tc.tcache, false, tried)
+    }
+
+    /// `free`.
+    pub fn free(&mut self, tc: &mut ThreadCache, mem: usize) -> Res<(), M> {
+        if mem == 0 {
+            return Ok(());
+        }
+        let cfg = self.tcache_config();
+        match Self::free_cached(&mut self.mem, &cfg, tc.tcache, mem)? {
+            None => Ok(()),
+            Some(p) => self.free_uncached(tc, p),
+        }
+    }
+
+    /// `calloc`: zeroed memory for `n` elements of `size` bytes; clears only
+    /// what is not fresh from the system.
+    pub fn calloc(&mut self, tc: &mut ThreadCache, n: usize, size: usize) -> Res<usize, M> {
+        let Some(bytes) = n.checked_mul(size) else {
+            self.last_error = ENOMEM;
+            return Ok(0);
+        };
+        self.ensure_tcache(tc)?;
+        if self.retired {
+            return self.int_malloc(self.main, tc.tcache, bytes);
+        }
+        let av = self.main;
+        let old_top = av.top(&self.mem)?;
+        let mut old_top_size = old_top.size(&self.mem)?;
+        // Memory below the highest break ever reached may be dirty.
+        let maybe_dirty = self
+            .sbrk_base
+            .wrapping_add(av.max_system_mem(&self.mem)?)
+            .wrapping_sub(old_top.0);
+        if old_top_size < maybe_dirty {
+            old_top_size = maybe_dirty;
+        }
+        let mem = self.int_malloc(av, tc.tcache, bytes)?;
+        if mem == 0 {
+            return Ok(0);
+        }
+        let p = Chunk::from_mem(mem);
+        if p.is_mmapped(&self.mem)? {
+            if self.params.perturb_byte != 0 {
+                self.mem.fill(mem, 0, bytes)?;
+            }
+            return Ok(mem);
+        }
+        let mut csz = p.size(&self.mem)?;
+        if self.params.perturb_byte == 0 && p == old_top && csz > old_top_size {
+            csz = old_top_size;
+        }
+        self.mem.fill(mem, 0, csz - SIZE_SZ)?;
+        Ok(mem)
+    }
+
+    /// `realloc`, glibc's way: `realloc(p, 0)` frees and returns 0; on
+    /// failure the old block is untouched.
+    pub fn realloc(&mut self, tc: &mut ThreadCache, old_mem: usize, bytes: usize) -> Res<usize, M> {
+        if old_mem == 0 {
+            return self.malloc(tc, bytes);
+        }
+        if bytes == 0 {
+            self.free(tc, old_mem)?;
+            return Ok(0);
+        }
+        self.realloc_block(tc, old_mem, bytes)
+    }
+
+    /// `realloc` of a live block to a non-zero size (the part that needs the arena).
+    pub fn realloc_block(&mut self, tc: &mut ThreadCache, old_mem: usize, bytes: usize) -> Res<usize, M> {
+        let oldp = Chunk::from_mem(old_mem);
+        let old_size = oldp.size(&self.mem)?;
+        let mmapped = oldp.is_mmapped(&self.mem)?;
+        if !mmapped {
+            self.ensure_tcache(tc)?;
+        }
+        if oldp.0 > old_size.wrapping_neg() || oldp.misaligned() {
+            return Err(self.mem.corruption("realloc(): invalid pointer"));
+        }
+        let Some(nb) = checked_request2size(bytes) else {
+            self.last_error = ENOMEM;
+            return Ok(0);
+        };
+        if mmapped {
+            if let Some(newp) = self.mremap_chunk(oldp, nb)? {
+                return Ok(newp.mem());
+            }
+            if old_size - SIZE_SZ >= nb {
+                return Ok(old_mem);
+            }
+            let new_mem = self.malloc(tc, bytes)?;
+            if new_mem == 0 {
+                return Ok(0);
+            }
+            self.mem.copy(new_mem, old_mem, old_size - CHUNK_HDR_SZ)?;
+            self.munmap_chunk(oldp)?;
+            return Ok(new_mem);
+        }
+        let av = self.arena_for_chunk(oldp);
+        self.int_realloc(av, oldp, old_size, nb, tc.tcache)
+    }
+
+    /// `memalign` (`_mid_memalign`): a non-power-of-two alignment is rounded
+    /// up; an alignment above `SIZE_MAX / 2 + 1` fails with EINVAL.
+    pub fn memalign(&mut self, tc: &mut ThreadCache, alignment: usize, bytes: usize) -> Res<usize, M> {
+        if alignment <= MALLOC_ALIGNMENT {
+            return self.malloc(tc, bytes);
+        }
+        let mut alignment = alignment.max(MINSIZE);
+        if alignment > usize::MAX / 2 + 1 {
+            self.last_error = EINVAL;
+            return Ok(0);
+        }
+        if !alignment.is_power_of_two() {
+            alignment = alignment.next_power_of_two();
+        }
+        self.int_memalign(self.main, alignment, bytes, tc.tcache)
+    }
+
+    /// `posix_memalign`: `Ok(Ok(ptr))`, or `Ok(Err(errno))` (EINVAL for an
+    /// alignment that is not a power-of-two multiple of the pointer size).
+    pub fn posix_memalign(
+        &mut self,
+        tc: &mut ThreadCache,
+        alignment: usize,
+        bytes: usize,
+    ) -> Res<Result<usize, i32>, M> {
+        let word = core::mem::size_of::<usize>();
+        if alignment == 0 || alignment % word != 0 || !(alignment / word).is_power_of_two() {
+            return Ok(Err(EINVAL));
+        }
+        let mem = self.memalign(tc, alignment, bytes)?;
+        Ok(if mem == 0 { Err(ENOMEM) } else { Ok(mem) })
+    }
+
+    /// `aligned_alloc` with C17's (and glibc 2.38's) rule: the alignment must
+    /// be a power of two, else EINVAL.
+    pub fn aligned_alloc(&mut self, tc: &mut ThreadCache, alignment: usize, bytes: usize) -> Res<usize, M> {
+        if !alignment.is_power_of_two() {
+            self.last_error = EINVAL;
+            return Ok(0);
+        }
+        self.memalign(tc, alignment, bytes)
+    }
+
+    /// `valloc`: page-aligned memory.
+    pub fn valloc(&mut self, tc: &mut ThreadCache, bytes: usize) -> Res<usize, M> {
+        let page = self.mem.page_size();
+        self.memalign(tc, page, bytes)
+    }
+
+    /// `pvalloc`: page-aligned memory, the size rounded up as glibc 2.36 does.
+    pub fn pvalloc(&mut self, tc: &mut ThreadCache, bytes: usize) -> Res<usize, M> {
+        let page = self.mem.page_size();
+        let Some(rounded) = bytes.checked_add(page - 1) else {
+            self.last_error = ENOMEM;
+            return Ok(0);
+        };
+        // glibc masks with -(pagesize - 1), which keeps bit 0: reproduced.
+        let rounded = rounded & (page - 1).wrapping_neg();
+        self.memalign(tc, page, rounded)
+    }
+
+    /// `malloc_usable_size`: needs no arena, so no lock.
+    pub fn usable_size(m: &M, mem: usize) -> Res<usize, M> {
+        if mem == 0 {
+            return Ok(0);
+        }
+        let p = Chunk::from_mem(mem);
+        let raw = p.size_field(m)?;
+        if raw & IS_MMAPPED != 0 {
+            return Ok((raw & !SIZE_BITS).wrapping_sub(CHUNK_HDR_SZ));
+        }
+        if p.inuse(m)? {
+            return Ok((raw & !SIZE_BITS).wrapping_sub(SIZE_SZ));
+        }
+        Ok(0)
+    }
+
+    /// `mallopt`: consolidate, then apply the setting; `true` on success.
+    pub fn mallopt(&mut self, param: i32, value: i32) -> Res<bool, M> {
+        if !self.retired {
+            self.consolidate(self.main)?;
+        }
+        Ok(self.params.set(param, value))
+    }
+
+    /// `malloc_trim`: release the top of each arena above `pad` and the whole
+    /// free pages inside free chunks. Returns whether memory was released.
+    pub fn trim(&mut self, pad: usize) -> Res<bool, M> {
+        if self.retired {
+            return Ok(false);
+        }
+        let av = self.main;
+        self.consolidate(av)?;
+        let page = self.mem.page_size();
+        let page_bin = crate::bins::bin_index(page);
+        let mut released = false;
+        for i in 1..crate::state::NBINS {
+            if i != 1 && i < page_bin {
+                continue;
+            }
+            let bin = av.bin_at(i);
+            let mut p = bin.fd(&self.mem)?;
+            while p != bin {
+                let size = p.size(&self.mem)?;
+                if size > page - 1 + crate::chunk::MALLOC_CHUNK_SZ {
+                    let start = crate::chunk::align_up(p.0 + crate::chunk::MALLOC_CHUNK_SZ, page);
+                    let len = size - (start - p.0);
+                    if len > page - 1 {
+                        self.mem.discard(start, len & !(page - 1));
+                        released = true;
+                    }
+                }
+                p = p.fd(&self.mem)?;
+            }
+        }
+        Ok(self.systrim(pad, av)? || released)
+    }
+
+    /// Flush a thread's cache into its arena at thread exit
+    /// (`tcache_thread_shutdown`); the thread gets no new cache afterwards.
+    pub fn thread_exit(&mut self, tc: &mut ThreadCache) -> Res<(), M> {
+        let cache = tc.tcache;
+        tc.tcache = Tcache(0);
+        tc.shutting_down = true;
+        if !cache.exists() {
+            return Ok(());
+        }
+        for idx in 0..TCACHE_MAX_BINS {
+            loop {
+                let e = cache.entry(&self.mem, idx)?;
+                if e == 0 {
+                    break;
+                }
+                if !crate::chunk::is_aligned(e) {
+                    return Err(self
+                        .mem
+                        .corruption("tcache_thread_shutdown(): unaligned tcache chunk detected"));
+                }
+                cache.get(&mut self.mem, idx)?;
+                self.free(tc, e)?;
+            }
+        }
+        self.free(tc, cache.0)
+    }
+
+    /// The arenas of this instance in use (only the main arena so far;
+    /// none once retired).
+    pub fn arenas(&self) -> impl Iterator<Item = Arena> {
+        let retired = self.retired;
+        core::iter::once(self.main).filter(move |_| !retired)
+    }
+}

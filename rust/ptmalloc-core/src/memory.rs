@@ -1,0 +1,61 @@
+//! The memory source: how an allocator instance reads and writes words and
+//! asks the operating system (or a simulation of it) for memory.
+//!
+//! Every byte the allocator touches goes through this trait, so the same
+//! allocator logic runs monomorphised over raw process memory (where each
+//! accessor compiles to one load or store) and over a simulated, bounds-checked
+//! address space (where a bad address becomes an error value, never a crash).
+
+/// A source of memory for one allocator instance.
+///
+/// # Safety
+///
+/// Implementations hand out the address ranges returned by [`Memory::sbrk`],
+/// [`Memory::mmap`] and [`Memory::mremap`], and must keep them readable and
+/// writable until they are released. The raw process source cannot check the
+/// addresses the allocator passes to the accessors; its constructor carries the
+/// obligation that the heap metadata it is used with is only ever written by
+/// the allocator (see `RawMemory` in the C ABI crate).
+pub unsafe trait Memory {
+    /// What an access to memory or a detected inconsistency turns into.
+    /// `core::convert::Infallible` for the process allocator, whose
+    /// [`Memory::corruption`] never returns.
+    type Error;
+
+    /// Report heap corruption with glibc's message. The process source prints
+    /// the message and aborts; a simulated source returns an error value that
+    /// unwinds the operation through `?`.
+    fn corruption(&mut self, message: &'static str) -> Self::Error;
+
+    /// Read the machine word at `addr` (8-byte aligned in all allocator uses).
+    fn read(&self, addr: usize) -> Result<usize, Self::Error>;
+    /// Write the machine word at `addr`.
+    fn write(&mut self, addr: usize, value: usize) -> Result<(), Self::Error>;
+    /// Read a 16-bit value (tcache counts).
+    fn read_u16(&self, addr: usize) -> Result<u16, Self::Error>;
+    /// Write a 16-bit value (tcache counts).
+    fn write_u16(&mut self, addr: usize, value: u16) -> Result<(), Self::Error>;
+    /// Read a 32-bit value (binmap words, arena flags).
+    fn read_u32(&self, addr: usize) -> Result<u32, Self::Error>;
+    /// Write a 32-bit value (binmap words, arena flags).
+    fn write_u32(&mut self, addr: usize, value: u32) -> Result<(), Self::Error>;
+    /// Copy `len` bytes between non-overlapping ranges (realloc's move).
+    fn copy(&mut self, dst: usize, src: usize, len: usize) -> Result<(), Self::Error>;
+    /// Fill `len` bytes with `byte` (calloc, perturb, tcache initialisation).
+    fn fill(&mut self, dst: usize, byte: u8, len: usize) -> Result<(), Self::Error>;
+
+    /// Move the program break by `increment` bytes and return the previous
+    /// break (`sbrk(2)` semantics); `None` when the break cannot move.
+    fn sbrk(&mut self, increment: isize) -> Option<usize>;
+    /// Map `len` bytes (a multiple of the page size) of zeroed, private,
+    /// read-write memory anywhere; `None` on failure.
+    fn mmap(&mut self, len: usize) -> Option<usize>;
+    /// Release a range obtained from [`Memory::mmap`] or [`Memory::mremap`].
+    fn munmap(&mut self, addr: usize, len: usize) -> bool;
+    /// Resize a mapping, possibly moving it; `None` when that is not possible.
+    fn mremap(&mut self, addr: usize, old_len: usize, new_len: usize) -> Option<usize>;
+    /// Give the pages of a range back to the system; later reads see zeroes.
+    fn discard(&mut self, addr: usize, len: usize);
+    /// The system page size.
+    fn page_size(&self) -> usize;
+}

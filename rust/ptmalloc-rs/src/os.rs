@@ -1,0 +1,162 @@
+//! The process's memory source: raw loads and stores, `brk` and `mmap`.
+
+use core::convert::Infallible;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use ptmalloc_core::Memory;
+
+use crate::output::fatal;
+
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// The system page size, read once from the auxiliary vector.
+pub fn page_size() -> usize {
+    let cached = PAGE_SIZE.load(Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: getauxval only reads the auxiliary vector; it never allocates.
+    let page = match unsafe { libc::getauxval(libc::AT_PAGESZ) } as usize {
+        0 => 4096,
+        p => p,
+    };
+    PAGE_SIZE.store(page, Relaxed);
+    page
+}
+
+/// Direct access to this process's memory.
+pub struct RawMemory(());
+
+impl RawMemory {
+    /// The process memory source.
+    ///
+    /// # Safety
+    ///
+    /// Every address the allocator passes to the accessors must be readable
+    /// and writable: true while the heap metadata is written only by the
+    /// allocator. A program that corrupts its heap gets what it gets from
+    /// glibc: an integrity check where one exists, else undefined behaviour.
+    #[inline(always)]
+    pub const unsafe fn new() -> Self {
+        RawMemory(())
+    }
+}
+
+// SAFETY: ranges come from the kernel's brk and mmap and stay mapped until
+// the allocator releases them; see `RawMemory::new` for the accessors.
+unsafe impl Memory for RawMemory {
+    type Error = Infallible;
+
+    #[cold]
+    fn corruption(&mut self, message: &'static str) -> Infallible {
+        fatal(message)
+    }
+
+    #[inline(always)]
+    fn read(&self, addr: usize) -> Result<usize, Infallible> {
+        // SAFETY: the contract of `RawMemory::new`.
+        Ok(unsafe { (addr as *const usize).read_unaligned() })
+    }
+
+    #[inline(always)]
+    fn write(&mut self, addr: usize, value: usize) -> Result<(), Infallible> {
+        // SAFETY: the contract of `RawMemory::new`.
+        unsafe { (addr as *mut usize).write_unaligned(value) };
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn read_u16(&self, addr: usize) -> Result<u16, Infallible> {
+        // SAFETY: the contract of `RawMemory::new`.
+        Ok(unsafe { (addr as *const u16).read_unaligned() })
+    }
+
+    #[inline(always)]
+    fn write_u16(&mut self, addr: usize, value: u16) -> Result<(), Infallible> {
+        // SAFETY: the contract of `RawMemory::new`.
+        unsafe { (addr as *mut u16).write_unaligned(value) };
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn read_u32(&self, addr: usize) -> Result<u32, Infallible> {
+        // SAFETY: the contract of `RawMemory::new`.
+        Ok(unsafe { (addr as *const u32).read_unaligned() })
+    }
+
+    #[inline(always)]
+    fn write_u32(&mut self, addr: usize, value: u32) -> Result<(), Infallible> {
+        // SAFETY: the contract of `RawMemory::new`.
+        unsafe { (addr as *mut u32).write_unaligned(value) };
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn copy(&mut self, dst: usize, src: usize, len: usize) -> Result<(), Infallible> {
+        // SAFETY: the contract of `RawMemory::new`; the allocator copies
+        // between distinct chunks, which never overlap.
+        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len) };
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn fill(&mut self, dst: usize, byte: u8, len: usize) -> Result<(), Infallible> {
+        // SAFETY: the contract of `RawMemory::new`.
+        unsafe { core::ptr::write_bytes(dst as *mut u8, byte, len) };
+        Ok(())
+    }
+
+    fn sbrk(&mut self, increment: isize) -> Option<usize> {
+        // SAFETY: sbrk only moves the program break; it never allocates.
+        let old = unsafe { libc::sbrk(increment as libc::intptr_t) };
+        if old as isize == -1 {
+            None
+        } else {
+            Some(old as usize)
+        }
+    }
+
+    fn mmap(&mut self, len: usize) -> Option<usize> {
+        // SAFETY: a fresh anonymous private mapping touches no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            None
+        } else {
+            Some(p as usize)
+        }
+    }
+
+    fn munmap(&mut self, addr: usize, len: usize) -> bool {
+        // SAFETY: the allocator unmaps only mappings it made, once.
+        unsafe { libc::munmap(addr as *mut libc::c_void, len) == 0 }
+    }
+
+    fn mremap(&mut self, addr: usize, old_len: usize, new_len: usize) -> Option<usize> {
+        // SAFETY: resizes a mapping the allocator made; the chunk moves with it.
+        let p = unsafe { libc::mremap(addr as *mut libc::c_void, old_len, new_len, libc::MREMAP_MAYMOVE) };
+        if p == libc::MAP_FAILED {
+            None
+        } else {
+            Some(p as usize)
+        }
+    }
+
+    fn discard(&mut self, addr: usize, len: usize) {
+        // SAFETY: the range is whole pages inside a free chunk, which nobody reads.
+        unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+    }
+
+    #[inline(always)]
+    fn page_size(&self) -> usize {
+        page_size()
+    }
+}
