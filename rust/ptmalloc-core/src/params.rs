@@ -129,13 +129,10 @@ impl Params {
                 true
             }
             opt::M_MMAP_THRESHOLD => {
-                if wide <= HEAP_MAX_SIZE / 2 {
-                    self.mmap_threshold = wide;
-                    self.no_dyn_threshold = true;
-                    true
-                } else {
-                    false
-                }
+                // glibc 2.36 accepts any value here (only the tunable is capped).
+                self.mmap_threshold = wide;
+                self.no_dyn_threshold = true;
+                true
             }
             opt::M_MMAP_MAX => {
                 self.n_mmaps_max = wide;
@@ -208,8 +205,7 @@ mod tests {
         assert!(p.set(M_MXFAST, 160));
         assert!(!p.set(M_MXFAST, 161));
         assert!(!p.set(M_MXFAST, -1));
-        assert!(p.set(M_MMAP_THRESHOLD, 32 * 1024 * 1024));
-        assert!(!p.set(M_MMAP_THRESHOLD, 32 * 1024 * 1024 + 1));
+        assert!(p.set(M_MMAP_THRESHOLD, 64 * 1024 * 1024));
         assert!(p.no_dyn_threshold);
         assert!(p.set(M_ARENA_MAX, 0));
         assert_eq!(p.arena_max, 0);

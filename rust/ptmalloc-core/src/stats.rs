@@ -141,17 +141,17 @@ impl<M: Memory> Allocator<M> {
             if self.add_arena_info(av, &mut mi).is_err() {
                 return Err(fmt::Error);
             }
-            write!(w, "Arena {}:\n", i)?;
-            write!(w, "system bytes     = {:>10}\n", mi.arena as u32)?;
-            write!(w, "in use bytes     = {:>10}\n", mi.uordblks as u32)?;
+            writeln!(w, "Arena {}:", i)?;
+            writeln!(w, "system bytes     = {:>10}", mi.arena as u32)?;
+            writeln!(w, "in use bytes     = {:>10}", mi.uordblks as u32)?;
             system = system.wrapping_add(mi.arena as u32);
             in_use = in_use.wrapping_add(mi.uordblks as u32);
         }
         w.write_str("Total (incl. mmap):\n")?;
-        write!(w, "system bytes     = {:>10}\n", system)?;
-        write!(w, "in use bytes     = {:>10}\n", in_use)?;
-        write!(w, "max mmap regions = {:>10}\n", self.mmaps.max_count as u32)?;
-        write!(w, "max mmap bytes   = {:>10}\n", self.mmaps.max_bytes)
+        writeln!(w, "system bytes     = {:>10}", system)?;
+        writeln!(w, "in use bytes     = {:>10}", in_use)?;
+        writeln!(w, "max mmap regions = {:>10}", self.mmaps.max_count as u32)?;
+        writeln!(w, "max mmap bytes   = {:>10}", self.mmaps.max_bytes)
     }
 
     /// Gather `malloc_info`'s numbers for one arena.
@@ -222,18 +222,18 @@ pub fn write_malloc_info<'a, W: Write>(
         write!(w, "<heap nr=\"{}\">\n<sizes>\n", n)?;
         for (i, row) in h.sizes.iter().enumerate() {
             if row.count != 0 && i != NFASTBINS {
-                write!(
+                writeln!(
                     w,
-                    "  <size from=\"{}\" to=\"{}\" total=\"{}\" count=\"{}\"/>\n",
+                    "  <size from=\"{}\" to=\"{}\" total=\"{}\" count=\"{}\"/>",
                     row.from, row.to, row.total, row.count
                 )?;
             }
         }
         let unsorted = &h.sizes[NFASTBINS];
         if unsorted.count != 0 {
-            write!(
+            writeln!(
                 w,
-                "  <unsorted from=\"{}\" to=\"{}\" total=\"{}\" count=\"{}\"/>\n",
+                "  <unsorted from=\"{}\" to=\"{}\" total=\"{}\" count=\"{}\"/>",
                 unsorted.from, unsorted.to, unsorted.total, unsorted.count
             )?;
         }

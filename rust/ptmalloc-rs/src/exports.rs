@@ -14,27 +14,37 @@ use crate::output::{Sink, Writer};
 use crate::process::{lock, ok, publish, tcache_config, thread, with_lock};
 
 /// `M_MXFAST`: largest request served by fastbins (0 to 160).
+#[cfg(not(feature = "system-malloc-h"))]
 pub const M_MXFAST: c_int = 1;
 /// `M_TRIM_THRESHOLD`: top-chunk size above which `free` trims.
+#[cfg(not(feature = "system-malloc-h"))]
 pub const M_TRIM_THRESHOLD: c_int = -1;
 /// `M_TOP_PAD`: extra bytes obtained with each growth.
+#[cfg(not(feature = "system-malloc-h"))]
 pub const M_TOP_PAD: c_int = -2;
 /// `M_MMAP_THRESHOLD`: requests at least this large are mapped on their own.
+#[cfg(not(feature = "system-malloc-h"))]
 pub const M_MMAP_THRESHOLD: c_int = -3;
 /// `M_MMAP_MAX`: most chunks mapped on their own at once.
+#[cfg(not(feature = "system-malloc-h"))]
 pub const M_MMAP_MAX: c_int = -4;
 /// `M_CHECK_ACTION`: what to do on detected corruption.
+#[cfg(not(feature = "system-malloc-h"))]
 pub const M_CHECK_ACTION: c_int = -5;
 /// `M_PERTURB`: fill byte for allocated and freed memory.
+#[cfg(not(feature = "system-malloc-h"))]
 pub const M_PERTURB: c_int = -6;
 /// `M_ARENA_TEST`: arenas created before the arena limit is checked.
+#[cfg(not(feature = "system-malloc-h"))]
 pub const M_ARENA_TEST: c_int = -7;
 /// `M_ARENA_MAX`: most arenas.
+#[cfg(not(feature = "system-malloc-h"))]
 pub const M_ARENA_MAX: c_int = -8;
 
 /// `struct mallinfo`: the historical statistics, with `int` fields
 /// (values that do not fit saturate at `INT_MAX`).
 #[allow(non_camel_case_types)]
+#[cfg(not(feature = "system-malloc-h"))]
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct mallinfo {
@@ -62,6 +72,7 @@ pub struct mallinfo {
 
 /// `struct mallinfo2`: the statistics with `size_t` fields.
 #[allow(non_camel_case_types)]
+#[cfg(not(feature = "system-malloc-h"))]
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct mallinfo2 {
@@ -373,7 +384,7 @@ pub fn print_stats() {
 }
 
 /// Write the allocator's state as XML (glibc's schema) to `fp`. `options`
-/// must be 0 (else -1 with errno `EINVAL`).
+/// must be 0 (else the result is `EINVAL`, as in glibc).
 ///
 /// # Safety
 ///
@@ -381,8 +392,7 @@ pub fn print_stats() {
 #[no_mangle]
 pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_int {
     if options != 0 {
-        set_errno(libc::EINVAL);
-        return -1;
+        return libc::EINVAL;
     }
     // Gather under the lock, write after: stdio may call malloc.
     let (info, mmaps) = {

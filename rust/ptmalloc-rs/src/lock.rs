@@ -6,6 +6,12 @@ use core::sync::atomic::{AtomicU32, Ordering};
 /// The arena lock.
 pub struct Lock(AtomicU32);
 
+impl Default for Lock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Lock {
     /// A free lock.
     pub const fn new() -> Self {
