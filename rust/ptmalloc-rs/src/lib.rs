@@ -3,7 +3,8 @@
 //!
 //! This crate is the process front: one `ptmalloc_core::Allocator` over raw
 //! memory ([`os`]), behind a futex lock ([`lock`]), with per-thread caches,
-//! lazy initialisation, thread exit and fork handling ([`process`]), settings
+//! lazy initialisation, thread exit and fork handling ([`process`]), each thread's
+//! state in initial-exec TLS ([`tls`]), settings
 //! from the environment ([`env`]), allocation-free output ([`output`]), and
 //! the exported C functions ([`exports`]).
 
@@ -13,3 +14,4 @@ pub mod lock;
 pub mod os;
 pub mod output;
 pub mod process;
+pub mod tls;

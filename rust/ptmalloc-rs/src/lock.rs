@@ -74,6 +74,22 @@ impl Lock {
         }
     }
 
+    /// Mark the lock held without an atomic read-modify-write, for a process
+    /// with a single thread: nobody can contend, but a fork from a signal
+    /// handler must still see that an operation was under way.
+    #[inline(always)]
+    pub fn mark_busy(&self) {
+        self.0.store(1, Ordering::Relaxed);
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Undo [`Lock::mark_busy`].
+    #[inline(always)]
+    pub fn mark_idle(&self) {
+        core::sync::atomic::compiler_fence(Ordering::SeqCst);
+        self.0.store(0, Ordering::Relaxed);
+    }
+
     /// Whether somebody holds the lock (meaningful in a fork child, where
     /// nobody can release it any more).
     pub fn is_held(&self) -> bool {

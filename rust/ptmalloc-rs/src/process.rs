@@ -13,7 +13,7 @@
 //! retires the arena (see `Allocator::retire_arenas`); if not, the arena is
 //! consistent and the child simply carries on with it.
 
-use core::cell::{Cell, UnsafeCell};
+use core::cell::UnsafeCell;
 use core::convert::Infallible;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::*};
@@ -59,40 +59,62 @@ static TCACHE_KEY: AtomicUsize = AtomicUsize::new(0);
 static SHOW_STATS: AtomicBool = AtomicBool::new(false);
 static ENV_SEEN: AtomicBool = AtomicBool::new(false);
 
-thread_local! {
-    // A plain Cell of a Copy type with a const initialiser: no destructor is
-    // registered and no allocation ever happens for it.
-    static THREAD: Cell<ThreadCache> = const { Cell::new(ThreadCache { tcache: Tcache(0), shutting_down: false }) };
+extern "C" {
+    /// glibc's flag (since 2.32): nonzero until the first thread is created.
+    static __libc_single_threaded: libc::c_char;
+}
+
+/// Whether this process has a single thread (then no lock is contended).
+#[inline(always)]
+fn single_threaded() -> bool {
+    // SAFETY: reads libc's flag; only this thread can change it (by creating
+    // a thread), so a stale value is impossible while it reads 1.
+    unsafe { core::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
 }
 
 /// Exclusive access to the allocator; unlocks when dropped.
-pub struct Guard(*mut Alloc);
+pub struct Guard {
+    alloc: *mut Alloc,
+    single: bool,
+}
 
 impl core::ops::Deref for Guard {
     type Target = Alloc;
     fn deref(&self) -> &Alloc {
         // SAFETY: the lock is held and the allocator initialised for the
         // guard's whole life.
-        unsafe { &*self.0 }
+        unsafe { &*self.alloc }
     }
 }
 
 impl core::ops::DerefMut for Guard {
     fn deref_mut(&mut self) -> &mut Alloc {
         // SAFETY: as for Deref; the lock makes this the only reference.
-        unsafe { &mut *self.0 }
+        unsafe { &mut *self.alloc }
     }
 }
 
 impl Drop for Guard {
+    #[inline(always)]
     fn drop(&mut self) {
-        GLOBAL.lock.unlock();
+        if self.single {
+            GLOBAL.lock.mark_idle();
+        } else {
+            GLOBAL.lock.unlock();
+        }
     }
 }
 
-/// Take the lock, initialising the allocator on first use.
+/// Take the lock, initialising the allocator on first use. While the process
+/// has one thread the lock is only marked (as glibc skips locking then).
+#[inline(always)]
 pub fn lock() -> Guard {
-    GLOBAL.lock.lock();
+    let single = single_threaded();
+    if single {
+        GLOBAL.lock.mark_busy();
+    } else {
+        GLOBAL.lock.lock();
+    }
     let alloc = GLOBAL.alloc.get();
     if !GLOBAL.ready.load(Relaxed) {
         let mut params = Params::default();
@@ -116,7 +138,8 @@ pub fn lock() -> Guard {
         GLOBAL.ready.store(true, Release);
     }
     // SAFETY: initialised above or earlier (ready is only set after the write).
-    Guard(unsafe { (*alloc).as_mut_ptr() })
+    let alloc = unsafe { (*alloc).as_mut_ptr() };
+    Guard { alloc, single }
 }
 
 /// Publish the tcache settings for the lock-free paths.
@@ -140,10 +163,7 @@ pub fn tcache_config() -> TcacheConfig {
 /// This thread's cache state.
 #[inline(always)]
 pub fn thread() -> ThreadCache {
-    THREAD.try_with(|c| c.get()).unwrap_or(ThreadCache {
-        tcache: Tcache(0),
-        shutting_down: true,
-    })
+    crate::tls::get()
 }
 
 /// Store this thread's cache state; a newly made cache gets a thread-exit hook.
@@ -151,7 +171,7 @@ fn set_thread(now: ThreadCache, before: ThreadCache) {
     if now == before {
         return;
     }
-    let _ = THREAD.try_with(|c| c.set(now));
+    crate::tls::set(now);
     if now.tcache.exists() && now.tcache != before.tcache {
         register_thread_exit(now.tcache);
     }
