@@ -55,3 +55,6 @@ header:
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
+
+# Installation and distribution packages (make install, uninstall, deb, rpm, distcheck).
+-include packaging/install.mk
