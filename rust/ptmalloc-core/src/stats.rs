@@ -62,9 +62,9 @@ pub struct HeapInfo {
     pub fast_count: usize,
     /// Bytes in fastbins.
     pub fast_bytes: usize,
-    /// Chunks in the other bins.
+    /// Chunks in the other bins, plus the top chunk.
     pub rest_count: usize,
-    /// Bytes in the other bins.
+    /// Bytes in the other bins, plus the top chunk.
     pub rest_bytes: usize,
     /// Bytes obtained from the system.
     pub system_mem: usize,
@@ -161,8 +161,9 @@ impl<M: Memory> Allocator<M> {
             sizes: [SizeRow::default(); SIZE_ROWS],
             fast_count: 0,
             fast_bytes: 0,
-            rest_count: 0,
-            rest_bytes: 0,
+            // glibc counts the top chunk among the "rest".
+            rest_count: 1,
+            rest_bytes: av.top(m)?.size(m)?,
             system_mem: av.system_mem(m)?,
             max_system_mem: av.max_system_mem(m)?,
         };
