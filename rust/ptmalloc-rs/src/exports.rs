@@ -9,9 +9,9 @@ use core::fmt::Write;
 use ptmalloc_core::stats::{write_malloc_info, Mallinfo2};
 use ptmalloc_core::Allocator;
 
-use crate::os::RawMemory;
+use crate::os::{Abandoned, RawMemory};
 use crate::output::{Sink, Writer};
-use crate::process::{lock, ok, publish, tcache_config, thread, with_lock};
+use crate::process::{lock, publish, tcache_config, thread, with_lock};
 
 /// `M_MXFAST`: largest request served by fastbins (0 to 160).
 #[cfg(not(feature = "system-malloc-h"))]
@@ -134,12 +134,14 @@ fn fail(err: i32) -> *mut c_void {
     core::ptr::null_mut()
 }
 
+/// The pointer an allocating call returns: NULL with errno set on failure,
+/// NULL alone when a corruption check abandoned the call.
 #[inline(always)]
-fn result(p: usize, err: i32) -> *mut c_void {
-    if p == 0 {
-        fail(err)
-    } else {
-        p as *mut c_void
+fn result(r: Result<usize, Abandoned>, err: i32) -> *mut c_void {
+    match r {
+        Ok(0) => fail(err),
+        Ok(p) => p as *mut c_void,
+        Err(Abandoned) => core::ptr::null_mut(),
     }
 }
 
@@ -150,15 +152,11 @@ fn result(p: usize, err: i32) -> *mut c_void {
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
     // SAFETY: the memory source is only used on allocator metadata.
     let mut m = unsafe { RawMemory::new() };
-    if let Some(p) = ok(Allocator::malloc_cached(
-        &mut m,
-        &tcache_config(),
-        thread().tcache,
-        size,
-    )) {
-        return p as *mut c_void;
+    match Allocator::malloc_cached(&mut m, &tcache_config(), thread().tcache, size) {
+        Ok(Some(p)) => p as *mut c_void,
+        Ok(None) => malloc_slow(size),
+        Err(Abandoned) => core::ptr::null_mut(),
     }
-    malloc_slow(size)
 }
 
 #[cold]
@@ -179,12 +177,7 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
     }
     // SAFETY: as in malloc.
     let mut m = unsafe { RawMemory::new() };
-    if let Some(p) = ok(Allocator::free_cached(
-        &mut m,
-        &tcache_config(),
-        thread().tcache,
-        ptr as usize,
-    )) {
+    if let Ok(Some(p)) = Allocator::free_cached(&mut m, &tcache_config(), thread().tcache, ptr as usize) {
         free_slow(p);
     }
 }
@@ -192,7 +185,8 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 #[cold]
 fn free_slow(p: ptmalloc_core::Chunk) {
     let saved = errno();
-    with_lock(|a, tc| a.free_uncached(tc, p));
+    // An abandoned free leaves the chunk where it is (MALLOC_CHECK_ 0 or 1).
+    let _ = with_lock(|a, tc| a.free_uncached(tc, p));
     set_errno(saved);
 }
 
@@ -264,7 +258,7 @@ pub unsafe extern "C" fn posix_memalign(memptr: *mut *mut c_void, alignment: usi
     let saved = errno();
     let (r, _) = with_lock(|a, tc| a.posix_memalign(tc, alignment, size));
     set_errno(saved);
-    match r {
+    match r.unwrap_or(Err(libc::ENOMEM)) {
         Ok(p) => {
             // SAFETY: the caller's contract.
             unsafe { *memptr = p as *mut c_void };
@@ -297,7 +291,7 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
 pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
     // SAFETY: as in malloc.
     let m = unsafe { RawMemory::new() };
-    ok(Allocator::usable_size(&m, ptr as usize))
+    Allocator::usable_size(&m, ptr as usize).unwrap_or(0)
 }
 
 /// C23 `free_sized`: free a block allocated with `size` bytes.
@@ -326,7 +320,7 @@ pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, _alignment: usize,
 #[no_mangle]
 pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
     let mut g = lock();
-    let r = ok(g.mallopt(param, value));
+    let r = g.mallopt(param, value).unwrap_or(false);
     publish(&g);
     r as c_int
 }
@@ -335,7 +329,7 @@ pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
 #[no_mangle]
 pub extern "C" fn mallinfo2() -> mallinfo2 {
     let (mi, _) = with_lock(|a, _| a.mallinfo2());
-    mi.into()
+    mi.unwrap_or_default().into()
 }
 
 /// Statistics with `int` fields (saturating at `INT_MAX`).
@@ -362,7 +356,7 @@ pub extern "C" fn mallinfo() -> mallinfo {
 #[no_mangle]
 pub extern "C" fn malloc_trim(pad: usize) -> c_int {
     let (released, _) = with_lock(|a, _| a.trim(pad));
-    released as c_int
+    released.unwrap_or(false) as c_int
 }
 
 /// Print statistics to standard error in glibc's format.
@@ -377,7 +371,7 @@ pub fn print_stats() {
     let mut w = Writer::new(Sink::Fd(2));
     {
         let g = lock();
-        let _ = ok(g.write_malloc_stats(&mut w));
+        let _ = g.write_malloc_stats(&mut w);
     }
     w.flush();
     set_errno(saved);
@@ -399,7 +393,7 @@ pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_i
         let g = lock();
         let mut info = None;
         for av in g.arenas() {
-            info = Some(ok(g.heap_info(av)));
+            info = g.heap_info(av).ok();
         }
         (info, g.mmaps)
     };

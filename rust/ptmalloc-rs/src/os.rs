@@ -1,13 +1,28 @@
 //! The process's memory source: raw loads and stores, `brk` and `mmap`.
 
-use core::convert::Infallible;
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
 
 use ptmalloc_core::Memory;
 
-use crate::output::fatal;
+use crate::output::{fatal, report};
 
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// What a detected corruption does (`M_CHECK_ACTION`, `MALLOC_CHECK_`):
+/// bit 0 prints glibc's message, bit 1 aborts. 3 (both) is the default;
+/// with 0 or 1 the operation that found the corruption is abandoned.
+static CHECK_ACTION: AtomicI32 = AtomicI32::new(3);
+
+/// Set the check action (published from the parameters).
+pub fn set_check_action(action: i32) {
+    CHECK_ACTION.store(action, Relaxed);
+}
+
+/// A corruption was detected and the check action says carry on: the
+/// operation stops where the check failed (a free is dropped, an
+/// allocation returns NULL), before it changed anything further.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Abandoned;
 
 /// The system page size, read once from the auxiliary vector.
 pub fn page_size() -> usize {
@@ -45,54 +60,65 @@ impl RawMemory {
 // SAFETY: ranges come from the kernel's brk and mmap and stay mapped until
 // the allocator releases them; see `RawMemory::new` for the accessors.
 unsafe impl Memory for RawMemory {
-    type Error = Infallible;
+    type Error = Abandoned;
 
     #[cold]
-    fn corruption(&mut self, message: &'static str) -> Infallible {
-        fatal(message)
+    fn corruption(&mut self, message: &'static str) -> Abandoned {
+        let action = CHECK_ACTION.load(Relaxed);
+        if action & 2 != 0 {
+            if action & 1 != 0 {
+                fatal(message);
+            }
+            // SAFETY: abort never returns and needs no allocation.
+            unsafe { libc::abort() }
+        }
+        if action & 1 != 0 {
+            report(message);
+        }
+        Abandoned
     }
 
     #[inline(always)]
-    fn read(&self, addr: usize) -> Result<usize, Infallible> {
+    fn read(&self, addr: usize) -> Result<usize, Abandoned> {
         // SAFETY: the contract of `RawMemory::new`.
         Ok(unsafe { (addr as *const usize).read_unaligned() })
     }
 
     #[inline(always)]
-    fn write(&mut self, addr: usize, value: usize) -> Result<(), Infallible> {
+    fn write(&mut self, addr: usize, value: usize) -> Result<(), Abandoned> {
         // SAFETY: the contract of `RawMemory::new`.
         unsafe { (addr as *mut usize).write_unaligned(value) };
         Ok(())
     }
 
     #[inline(always)]
-    fn read_u16(&self, addr: usize) -> Result<u16, Infallible> {
+    fn read_u16(&self, addr: usize) -> Result<u16, Abandoned> {
         // SAFETY: the contract of `RawMemory::new`.
         Ok(unsafe { (addr as *const u16).read_unaligned() })
     }
 
     #[inline(always)]
-    fn write_u16(&mut self, addr: usize, value: u16) -> Result<(), Infallible> {
+    fn write_u16(&mut self, addr: usize, value: u16) -> Result<(), Abandoned> {
         // SAFETY: the contract of `RawMemory::new`.
         unsafe { (addr as *mut u16).write_unaligned(value) };
         Ok(())
     }
 
     #[inline(always)]
-    fn read_u32(&self, addr: usize) -> Result<u32, Infallible> {
+    fn read_u32(&self, addr: usize) -> Result<u32, Abandoned> {
         // SAFETY: the contract of `RawMemory::new`.
         Ok(unsafe { (addr as *const u32).read_unaligned() })
     }
 
     #[inline(always)]
-    fn write_u32(&mut self, addr: usize, value: u32) -> Result<(), Infallible> {
+    fn write_u32(&mut self, addr: usize, value: u32) -> Result<(), Abandoned> {
         // SAFETY: the contract of `RawMemory::new`.
         unsafe { (addr as *mut u32).write_unaligned(value) };
         Ok(())
     }
 
     #[inline(always)]
-    fn copy(&mut self, dst: usize, src: usize, len: usize) -> Result<(), Infallible> {
+    fn copy(&mut self, dst: usize, src: usize, len: usize) -> Result<(), Abandoned> {
         // SAFETY: the contract of `RawMemory::new`; the allocator copies
         // between distinct chunks, which never overlap.
         unsafe { core::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len) };
@@ -100,7 +126,7 @@ unsafe impl Memory for RawMemory {
     }
 
     #[inline(always)]
-    fn fill(&mut self, dst: usize, byte: u8, len: usize) -> Result<(), Infallible> {
+    fn fill(&mut self, dst: usize, byte: u8, len: usize) -> Result<(), Abandoned> {
         // SAFETY: the contract of `RawMemory::new`.
         unsafe { core::ptr::write_bytes(dst as *mut u8, byte, len) };
         Ok(())

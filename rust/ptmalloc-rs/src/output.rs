@@ -84,14 +84,20 @@ impl fmt::Write for Writer {
     }
 }
 
-/// Report heap corruption as glibc does (`malloc_printerr`): the message and
-/// a newline on standard error, then `abort()`.
+/// Print a corruption message as glibc does (`malloc_printerr`): the
+/// message and a newline on standard error.
 #[cold]
-pub fn fatal(message: &str) -> ! {
+pub fn report(message: &str) {
     let mut w = Writer::new(Sink::Fd(2));
     let _ = fmt::Write::write_str(&mut w, message);
     let _ = fmt::Write::write_str(&mut w, "\n");
     w.flush();
+}
+
+/// Report heap corruption and abort, as glibc does.
+#[cold]
+pub fn fatal(message: &str) -> ! {
+    report(message);
     // SAFETY: abort never returns and needs no allocation.
     unsafe { libc::abort() }
 }

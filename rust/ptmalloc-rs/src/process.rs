@@ -14,7 +14,6 @@
 //! consistent and the child simply carries on with it.
 
 use core::cell::UnsafeCell;
-use core::convert::Infallible;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::*};
 
@@ -23,7 +22,7 @@ use ptmalloc_core::{Allocator, Params, Tcache, TcacheConfig, ThreadCache};
 
 use crate::env;
 use crate::lock::Lock;
-use crate::os::RawMemory;
+use crate::os::{Abandoned, RawMemory};
 
 /// The process allocator's type.
 pub type Alloc = Allocator<RawMemory>;
@@ -131,7 +130,9 @@ pub fn lock() -> Guard {
                 params,
             )
         };
-        let Ok(a) = a;
+        let Ok(a) = a else {
+            crate::output::fatal("ptmalloc-rs: cannot initialise the main arena");
+        };
         publish(&a);
         // SAFETY: exclusive under the lock; written once before `ready`.
         unsafe { (*alloc).write(a) };
@@ -142,8 +143,9 @@ pub fn lock() -> Guard {
     Guard { alloc, single }
 }
 
-/// Publish the tcache settings for the lock-free paths.
+/// Publish the settings the lock-free paths and the corruption path read.
 pub fn publish(a: &Alloc) {
+    crate::os::set_check_action(a.params.check_action);
     let cfg = a.tcache_config();
     TCACHE_BINS.store(cfg.bins, Relaxed);
     TCACHE_COUNT.store(cfg.count, Relaxed);
@@ -177,25 +179,19 @@ fn set_thread(now: ThreadCache, before: ThreadCache) {
     }
 }
 
-/// The value of an infallible result.
-#[inline(always)]
-pub fn ok<T>(r: Result<T, Infallible>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(never) => match never {},
-    }
-}
-
 /// Run `f` on the allocator under the lock with this thread's cache; returns
-/// its result and the allocator's errno for the call.
+/// its result (`Err` when a corruption check abandoned it) and the
+/// allocator's errno for the call.
 #[inline(always)]
-pub fn with_lock<R>(f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Infallible>) -> (R, i32) {
+pub fn with_lock<R>(
+    f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
+) -> (Result<R, Abandoned>, i32) {
     let before = thread();
     let mut tc = before;
     let (r, err) = {
         let mut g = lock();
         g.last_error = 0;
-        let r = ok(f(&mut g, &mut tc));
+        let r = f(&mut g, &mut tc);
         (r, g.last_error)
     };
     set_thread(tc, before);
@@ -266,7 +262,9 @@ fn register_thread_exit(tcache: Tcache) {
 }
 
 unsafe extern "C" fn on_thread_exit(_value: *mut libc::c_void) {
-    with_lock(|a, tc| a.thread_exit(tc));
+    // A corrupt cache abandons the flush (check action 0 or 1): the thread
+    // is exiting, its remaining cached chunks are lost, nothing else.
+    let _ = with_lock(|a, tc| a.thread_exit(tc));
 }
 
 /// In the child after `fork`: free the lock, and retire the arena if the
