@@ -10,6 +10,7 @@
 
 pub mod env;
 pub mod exports;
+pub mod fork;
 pub mod lock;
 pub mod os;
 pub mod output;

@@ -133,6 +133,9 @@ unsafe impl Memory for RawMemory {
     }
 
     fn sbrk(&mut self, increment: isize) -> Option<usize> {
+        if !crate::fork::brk_usable() {
+            return None;
+        }
         // SAFETY: sbrk only moves the program break; it never allocates.
         let old = unsafe { libc::sbrk(increment as libc::intptr_t) };
         if old as isize == -1 {

@@ -35,8 +35,10 @@ impl Writer {
             Sink::Fd(fd) => {
                 let mut rest = bytes;
                 while !rest.is_empty() {
+                    // The raw system call: libc's write() is a thread
+                    // cancellation point, and malloc_stats must not be one.
                     // SAFETY: writes from a live buffer to a descriptor.
-                    let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+                    let n = unsafe { libc::syscall(libc::SYS_write, fd, rest.as_ptr(), rest.len()) } as isize;
                     if n <= 0 {
                         // SAFETY: reads this thread's errno.
                         if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {

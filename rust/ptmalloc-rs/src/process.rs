@@ -5,13 +5,14 @@
 //! the lock, using only system calls: the dynamic loader, `dlsym` and
 //! `pthread` may call `malloc` before `main`, and nothing here calls back.
 //!
-//! Fork: no lock is taken before a fork (taking allocator locks in a
+//! Fork: no arena lock is taken before a fork (taking allocator locks in a
 //! `pthread_atfork` prepare handler deadlocks against stdio locks and against
 //! a fork from a signal handler that interrupted `malloc`). Instead, the
 //! child checks whether the arena lock was held at the instant of the fork:
 //! if so, the arena may be half-updated, so the child frees the lock and
 //! retires the arena (see `Allocator::retire_arenas`); if not, the arena is
-//! consistent and the child simply carries on with it.
+//! consistent and the child simply carries on with it, unless its kernel
+//! break is stale (see `crate::fork`).
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
@@ -270,6 +271,7 @@ unsafe extern "C" fn on_thread_exit(_value: *mut libc::c_void) {
 /// In the child after `fork`: free the lock, and retire the arena if the
 /// lock was held when the process was copied (see the module comment).
 unsafe extern "C" fn after_fork_child() {
+    crate::fork::check_break_after_fork();
     if GLOBAL.lock.is_held() {
         GLOBAL.lock.reset();
         if GLOBAL.ready.load(Relaxed) {
@@ -284,7 +286,7 @@ extern "C" fn on_load() {
     std::panic::set_hook(std::boxed::Box::new(|_| {
         crate::output::fatal("ptmalloc-rs: internal error")
     }));
-    // SAFETY: registers a child handler only; no prepare handler on purpose.
+    // SAFETY: registers a child handler only: no lock is taken before fork.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     thread_exit_key();
     if GLOBAL.ready.load(Acquire) && !ENV_SEEN.load(Relaxed) && env::available() {
