@@ -7,6 +7,7 @@
    the harness) or "mallopt:N" (M_CHECK_ACTION set here). With action 0 or 1
    the program must survive a double free and a free of a forged chunk, and
    the heap must stay usable. */
+#define _GNU_SOURCE
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>

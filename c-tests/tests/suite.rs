@@ -42,14 +42,58 @@ enum Program {
     Contract,
     UsableSizes,
     Misuse,
+    MallocForkDeadlock,
+    Mallocfork2,
+    ThreadExitTcache,
+    EarlyInit,
+    MallocStatsThreads,
+    Placement,
+    Tunables,
+    TrimRss,
+    CheckAction,
 }
 
 impl Program {
+    /// Every program, in declaration order.
+    const ALL: [Program; 12] = [
+        Program::Contract,
+        Program::UsableSizes,
+        Program::Misuse,
+        Program::MallocForkDeadlock,
+        Program::Mallocfork2,
+        Program::ThreadExitTcache,
+        Program::EarlyInit,
+        Program::MallocStatsThreads,
+        Program::Placement,
+        Program::Tunables,
+        Program::TrimRss,
+        Program::CheckAction,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Program::Contract => "tst-contract",
             Program::UsableSizes => "tst-usable-sizes",
             Program::Misuse => "tst-misuse",
+            Program::MallocForkDeadlock => "tst-malloc-fork-deadlock",
+            Program::Mallocfork2 => "tst-mallocfork2",
+            Program::ThreadExitTcache => "tst-thread-exit-tcache",
+            Program::EarlyInit => "tst-early-init",
+            Program::MallocStatsThreads => "tst-malloc-stats-threads",
+            Program::Placement => "tst-placement",
+            Program::Tunables => "tst-tunables",
+            Program::TrimRss => "tst-trim-rss",
+            Program::CheckAction => "tst-check-action",
+        }
+    }
+
+    /// A shared object the program dlopens: the stem of its source in
+    /// `c/` (built with -shared into `<stem>.so`) and the environment
+    /// variable that hands its path to the program.
+    fn module(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Program::EarlyInit => Some(("tst-early-init-mod", "TST_EARLY_INIT_MOD")),
+            _ => None,
         }
     }
 
@@ -81,30 +125,60 @@ fn out_dir() -> PathBuf {
 
 /// Compile PROGRAM (linked against the library if LINKED), once per process.
 fn binary(program: Program, linked: bool) -> Result<&'static Path, String> {
-    static BINARIES: [[OnceLock<Result<PathBuf, String>>; 2]; 3] = [
-        [OnceLock::new(), OnceLock::new()],
-        [OnceLock::new(), OnceLock::new()],
-        [OnceLock::new(), OnceLock::new()],
-    ];
+    static BINARIES: [[OnceLock<Result<PathBuf, String>>; 2]; Program::ALL.len()] =
+        [const { [const { OnceLock::new() }; 2] }; Program::ALL.len()];
     BINARIES[program.index()][usize::from(linked)]
         .get_or_init(|| compile(program, linked))
         .as_deref()
         .map_err(Clone::clone)
 }
 
+/// Build PROGRAM's shared object (see `Program::module`), once per process.
+fn module(program: Program) -> Result<Option<(&'static Path, &'static str)>, String> {
+    static MODULES: [OnceLock<Result<PathBuf, String>>; Program::ALL.len()] =
+        [const { OnceLock::new() }; Program::ALL.len()];
+    let Some((stem, var)) = program.module() else {
+        return Ok(None);
+    };
+    let path = MODULES[program.index()]
+        .get_or_init(|| {
+            let so = out_dir().join(format!("{stem}.so"));
+            build(stem, &so, &["-shared"])
+        })
+        .as_deref()
+        .map_err(Clone::clone)?;
+    Ok(Some((path, var)))
+}
+
 fn compile(program: Program, linked: bool) -> Result<PathBuf, String> {
-    let dir = out_dir();
-    fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
     let name = if linked {
         format!("{}-linked", program.name())
     } else {
         program.name().to_string()
     };
-    let exe = dir.join(&name);
+    let exe = out_dir().join(&name);
+    let mut extra = Vec::new();
+    if linked {
+        let lib = library()?;
+        extra.push(format!("-L{}", lib.dir.display()));
+        extra.push("-Wl,--no-as-needed".to_string());
+        extra.push("-lptmalloc-rs".to_string());
+        extra.push(format!("-Wl,-rpath,{}", lib.dir.display()));
+    }
+    build(program.name(), &exe, &extra)
+}
+
+/// Compile `c/<STEM>.c` into OUTPUT with CFLAGS, then EXTRA.
+fn build(stem: &str, output: &Path, extra: &[impl AsRef<std::ffi::OsStr>]) -> Result<PathBuf, String> {
+    let dir = out_dir();
+    fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    let name = output
+        .file_name()
+        .map_or_else(|| stem.to_string(), |n| n.to_string_lossy().into_owned());
     // Build under a private name and rename, so that concurrent test
     // processes (e.g. nextest) never run a half-written binary.
     let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
-    let src = c_dir().join(format!("{}.c", program.name()));
+    let src = c_dir().join(format!("{stem}.c"));
 
     let mut cmd = compiler()?.to_command();
     cmd.args(CFLAGS)
@@ -112,15 +186,8 @@ fn compile(program: Program, linked: bool) -> Result<PathBuf, String> {
         .arg(c_dir())
         .arg(&src)
         .arg("-o")
-        .arg(&tmp);
-    if linked {
-        let lib = library()?;
-        cmd.arg("-L")
-            .arg(&lib.dir)
-            .arg("-Wl,--no-as-needed")
-            .arg("-lptmalloc-rs")
-            .arg(format!("-Wl,-rpath,{}", lib.dir.display()));
-    }
+        .arg(&tmp)
+        .args(extra);
     let out = run(&mut cmd, COMPILE_TIMEOUT).map_err(|e| format!("cannot run the compiler: {e}"))?;
     if !out.success() {
         let _ = fs::remove_file(&tmp);
@@ -133,9 +200,9 @@ fn compile(program: Program, linked: bool) -> Result<PathBuf, String> {
             out.stderr
         ));
     }
-    fs::rename(&tmp, &exe).map_err(|e| format!("rename to {}: {e}", exe.display()))?;
-    println!("[compile] {} <- {}", exe.display(), command_line(&cmd));
-    Ok(exe)
+    fs::rename(&tmp, output).map_err(|e| format!("rename to {}: {e}", output.display()))?;
+    println!("[compile] {} <- {}", output.display(), command_line(&cmd));
+    Ok(output.to_path_buf())
 }
 
 /// The program and arguments of CMD (its Debug form also lists the environment).
@@ -150,11 +217,25 @@ fn command_line(cmd: &Command) -> String {
 
 /// Run PROGRAM with ARGS in MODE.
 fn run_program(program: Program, mode: Mode, args: &[&str]) -> Result<Outcome, String> {
+    run_program_env(program, mode, args, &[])
+}
+
+/// Run PROGRAM with ARGS in MODE, with extra environment variables.
+fn run_program_env(
+    program: Program,
+    mode: Mode,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Outcome, String> {
     let lib = if mode.is_ours() { Some(library()?) } else { None };
     let exe = binary(program, mode == Mode::Linked)?;
     let mut cmd = Command::new(exe);
     cmd.args(args);
     configure_env(&mut cmd, mode, lib);
+    cmd.envs(env.iter().copied());
+    if let Some((so, var)) = module(program)? {
+        cmd.env(var, so);
+    }
     run(&mut cmd, CHILD_TIMEOUT).map_err(|e| format!("cannot run {}: {e}", exe.display()))
 }
 
@@ -504,4 +585,329 @@ misuse_tests! {
     misuse_munmap_invalid => "munmap-invalid",
     misuse_realloc_invalid => "realloc-invalid",
     misuse_huge => "huge",
+}
+
+#[test]
+fn program_table_is_in_declaration_order() {
+    for (i, program) in Program::ALL.iter().enumerate() {
+        assert_eq!(program.index(), i, "Program::ALL is out of order at {program:?}");
+    }
+}
+
+// ---------------------------------------------------------------------
+// Threads, fork, early initialisation and statistics: check programs
+// whose only skips against glibc are their extension checks, all of
+// which run (so nothing is skipped) in our modes.
+
+fn check_with_extensions(program: Program, mode: Mode) {
+    let report = check_program(program, mode, &[]);
+    let label = label(program, &[], mode);
+    if mode.is_ours() {
+        assert_eq!(
+            report.skipped, 0,
+            "[{label}] skips with extensions enabled: {:?}",
+            report.skip_lines
+        );
+    } else {
+        assert!(
+            report.skip_lines.iter().all(|l| l.contains("extension")),
+            "[{label}] unexpected skips against glibc: {:?}",
+            report.skip_lines
+        );
+    }
+}
+
+macro_rules! program_tests {
+    ($($module:ident => $program:expr,)*) => {
+        $(
+            mod $module {
+                use super::{check_with_extensions, Mode, Program};
+
+                #[test]
+                fn glibc() {
+                    check_with_extensions($program, Mode::Glibc);
+                }
+
+                #[test]
+                fn preload() {
+                    check_with_extensions($program, Mode::Preload);
+                }
+
+                #[test]
+                fn linked() {
+                    check_with_extensions($program, Mode::Linked);
+                }
+            }
+        )*
+    };
+}
+
+program_tests! {
+    malloc_fork_deadlock => Program::MallocForkDeadlock,
+    mallocfork2 => Program::Mallocfork2,
+    thread_exit_tcache => Program::ThreadExitTcache,
+    early_init => Program::EarlyInit,
+    malloc_stats_threads => Program::MallocStatsThreads,
+}
+
+// ---------------------------------------------------------------------
+// tst-placement: a 200000-step trace of every call, with malloc_info and
+// malloc_stats at the end. Our output must be byte-identical to glibc's:
+// same offsets from the heap start, usable sizes, trim results, statistics.
+
+fn run_ok(program: Program, mode: Mode, args: &[&str], env: &[(&str, &str)]) -> String {
+    let label = format!("{} {env:?}", label(program, args, mode));
+    let out = run_program_env(program, mode, args, env).unwrap_or_else(|e| panic!("[{label}] {e}"));
+    assert!(
+        out.success(),
+        "[{label}] {}\n{}\n{}",
+        out.describe(),
+        tail(&out.stdout, 10),
+        tail(&out.stderr, 10)
+    );
+    out.stdout
+}
+
+fn first_difference(want: &str, got: &str) -> String {
+    for (i, (w, g)) in want.lines().zip(got.lines()).enumerate() {
+        if w != g {
+            return format!("line {}: glibc {w:?}, ours {g:?}", i + 1);
+        }
+    }
+    format!(
+        "lengths differ: glibc {} lines, ours {}",
+        want.lines().count(),
+        got.lines().count()
+    )
+}
+
+fn glibc_placement() -> &'static str {
+    static OUT: OnceLock<String> = OnceLock::new();
+    OUT.get_or_init(|| run_ok(Program::Placement, Mode::Glibc, &[], &[]))
+}
+
+fn placement_matches(mode: Mode) {
+    let want = glibc_placement();
+    let got = run_ok(Program::Placement, mode, &[], &[]);
+    assert!(
+        want == got,
+        "placement differs from glibc in {} mode: {}",
+        mode.name(),
+        first_difference(want, &got)
+    );
+    println!(
+        "tst-placement / {}: {} lines identical to glibc",
+        mode.name(),
+        got.lines().count()
+    );
+}
+
+#[test]
+fn placement_glibc() {
+    let out = glibc_placement();
+    assert!(
+        out.contains("</malloc>") && out.contains("Total (incl. mmap):"),
+        "statistics missing"
+    );
+}
+
+#[test]
+fn placement_preload() {
+    placement_matches(Mode::Preload);
+}
+
+#[test]
+fn placement_linked() {
+    placement_matches(Mode::Linked);
+}
+
+// ---------------------------------------------------------------------
+// tst-tunables: each knob, set through GLIBC_TUNABLES, its legacy variable
+// or mallopt, changes behaviour exactly as it does in glibc; a bad value
+// behaves as glibc reads it.
+
+/// Environment, arguments, and whether the output must differ from the default.
+type TunableCase = (
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+    bool,
+);
+
+const TUNABLE_CASES: &[TunableCase] = &[
+    (&[("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")], &[], true),
+    (&[("GLIBC_TUNABLES", "glibc.malloc.tcache_max=64")], &[], true),
+    (&[("GLIBC_TUNABLES", "glibc.malloc.mxfast=0")], &[], true),
+    (
+        &[("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=1048576")],
+        &[],
+        true,
+    ),
+    (&[("MALLOC_MMAP_THRESHOLD_", "4000000")], &[], true),
+    (&[("MALLOC_MMAP_MAX_", "0")], &[], true),
+    (&[("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0")], &[], true),
+    (&[("MALLOC_TOP_PAD_", "0")], &[], true),
+    (&[("GLIBC_TUNABLES", "glibc.malloc.top_pad=0x10000")], &[], true),
+    (&[("MALLOC_TRIM_THRESHOLD_", "67108864")], &[], true),
+    (
+        &[("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=67108864")],
+        &[],
+        true,
+    ),
+    (&[("MALLOC_PERTURB_", "85")], &[], true),
+    (&[("GLIBC_TUNABLES", "glibc.malloc.perturb=0x55")], &[], true),
+    (&[], &["mallopt:1=0"], true),
+    (&[], &["mallopt:-1=67108864"], true),
+    (&[], &["mallopt:-2=0"], true),
+    (&[], &["mallopt:-3=1048576"], true),
+    (&[], &["mallopt:-4=0"], true),
+    (&[], &["mallopt:-6=85"], true),
+    // Out of glibc's range: ignored.
+    (&[("MALLOC_PERTURB_", "300")], &[], false),
+    (&[("GLIBC_TUNABLES", "glibc.malloc.mxfast=999")], &[], false),
+    (&[("GLIBC_TUNABLES", "glibc.malloc.perturb=300")], &[], false),
+    (&[], &["mallopt:1=161"], false),
+    // Text glibc reads as a number prefix (here, 0 and 12).
+    (&[("MALLOC_TOP_PAD_", "abc")], &[], true),
+    (&[("MALLOC_TOP_PAD_", "12abc")], &[], true),
+];
+
+/// Keep only the observation lines (mallopt's own report line differs in
+/// content between the default run and a mallopt run by construction).
+fn observations(out: &str) -> String {
+    out.lines()
+        .filter(|l| !l.starts_with("mallopt("))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn tunables(mode: Mode) {
+    let default = observations(&run_ok(Program::Tunables, Mode::Glibc, &[], &[]));
+    let mut checked = 0;
+    for (env, args, changes) in TUNABLE_CASES {
+        let want = run_ok(Program::Tunables, Mode::Glibc, args, env);
+        let got = if mode == Mode::Glibc {
+            want.clone()
+        } else {
+            run_ok(Program::Tunables, mode, args, env)
+        };
+        assert!(
+            want == got,
+            "{env:?} {args:?} in {} mode: {}",
+            mode.name(),
+            first_difference(&want, &got)
+        );
+        assert_eq!(
+            observations(&got) != default,
+            *changes,
+            "{env:?} {args:?}: expected the setting to {}change behaviour",
+            if *changes { "" } else { "not " }
+        );
+        checked += 1;
+    }
+    println!(
+        "tst-tunables / {}: {checked} settings behave as in glibc",
+        mode.name()
+    );
+}
+
+#[test]
+fn tunables_glibc() {
+    tunables(Mode::Glibc);
+}
+
+#[test]
+fn tunables_preload() {
+    tunables(Mode::Preload);
+}
+
+#[test]
+fn tunables_linked() {
+    tunables(Mode::Linked);
+}
+
+// ---------------------------------------------------------------------
+// tst-trim-rss: malloc_trim gives back at least as much as glibc's.
+
+fn trim_drop_kib(mode: Mode) -> i64 {
+    let out = run_ok(Program::TrimRss, mode, &[], &[]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("blocks "))
+        .expect("a result line");
+    let field = |name: &str| -> i64 {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let i = words
+            .iter()
+            .position(|w| *w == name)
+            .unwrap_or_else(|| panic!("no {name} in {line}"));
+        words[i + 1].parse().unwrap()
+    };
+    let drop = field("freed") - field("trimmed");
+    println!("tst-trim-rss / {}: {line} (released {drop} KiB)", mode.name());
+    drop
+}
+
+fn trim_at_least_glibc(mode: Mode) {
+    static GLIBC: OnceLock<i64> = OnceLock::new();
+    let glibc = *GLIBC.get_or_init(|| trim_drop_kib(Mode::Glibc));
+    let ours = trim_drop_kib(mode);
+    assert!(
+        ours * 100 >= glibc * 98,
+        "malloc_trim released {ours} KiB, glibc {glibc} KiB"
+    );
+}
+
+#[test]
+fn trim_rss_glibc() {
+    assert!(trim_drop_kib(Mode::Glibc) > 0);
+}
+
+#[test]
+fn trim_rss_preload() {
+    trim_at_least_glibc(Mode::Preload);
+}
+
+#[test]
+fn trim_rss_linked() {
+    trim_at_least_glibc(Mode::Linked);
+}
+
+// ---------------------------------------------------------------------
+// tst-check-action (EXTENSION, ours only): MALLOC_CHECK_ / M_CHECK_ACTION
+// 0 and 1 let the program survive corruption; glibc 2.36 always aborts.
+
+fn check_action(mode: Mode) {
+    for (env, args, message) in [
+        (&[("MALLOC_CHECK_", "0")][..], &["env"][..], false),
+        (&[("MALLOC_CHECK_", "1")][..], &["env"][..], true),
+        (&[][..], &["mallopt:0"][..], false),
+        (&[][..], &["mallopt:1"][..], true),
+    ] {
+        let out = run_program_env(Program::CheckAction, mode, args, env).unwrap();
+        let label = format!("tst-check-action {env:?} {args:?} / {}", mode.name());
+        assert!(
+            out.success(),
+            "[{label}] {}\n{}\n{}",
+            out.describe(),
+            out.stdout,
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr.contains("free(): double free detected in tcache 2"),
+            message,
+            "[{label}] message expected: {message}; stderr: {}",
+            out.stderr
+        );
+        println!("{}", summarize(&label, &out, &parse_report(&out.stdout)));
+    }
+}
+
+#[test]
+fn check_action_preload() {
+    check_action(Mode::Preload);
+}
+
+#[test]
+fn check_action_linked() {
+    check_action(Mode::Linked);
 }

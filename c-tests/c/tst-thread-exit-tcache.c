@@ -1,0 +1,528 @@
+/* tst-thread-exit-tcache: a thread's cached chunks go back when it
+   exits.
+
+   A thread that frees small blocks keeps up to 7 chunks of each of the
+   64 tcache sizes in its own cache; glibc returns them to their arena
+   when the thread exits (tcache_thread_shutdown).  Were they lost, each
+   exiting thread would leak about 240 KiB.
+
+   - sequential: 2000 threads, one after the other, each allocates and
+     frees blocks of every tcache size (filling its cache) and exits.
+     mallinfo2 and the resident set size must stay bounded, and the
+     bytes in use must come back to where they were.
+   - concurrent: worker threads allocate, check and free all the time
+     (and hand blocks to each other), while rounds of 16 short-lived
+     threads start, allocate, check, hand blocks over, fill their caches
+     and exit.  Every block is checked against its pattern.
+
+   Every check holds for glibc 2.36's malloc.  */
+
+#include "tst-support.h"
+
+#include <malloc.h>
+#include <pthread.h>
+#include <time.h>
+
+#define KiB ((size_t) 1024)
+#define MiB (1024 * KiB)
+
+enum
+{
+  /* tcache bins: chunk sizes 32 .. 1040, requests 24 + 16 * i.  */
+  TCACHE_BINS = 64,
+  /* Blocks per size: 7 fill the bin, the rest go to the arena.  */
+  PER_BIN = 9,
+  SEQ_THREADS = 2000,
+  WARMUP_THREADS = 50,
+};
+
+/* Limits for the whole process, far below what the leak would reach
+   (2000 x 240 KiB = 470 MiB) and far above glibc's own use.  */
+#define LIMIT_ARENA (64 * MiB)
+#define LIMIT_RSS_GROWTH (64 * MiB)
+#define LIMIT_INUSE_GROWTH (4 * MiB)
+
+static size_t
+bin_request (int i)
+{
+  return 24 + 16 * (size_t) i;
+}
+
+static long
+now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Resident set size in bytes from /proc/self/statm, or 0.  */
+static size_t
+rss_bytes (void)
+{
+  FILE *f = fopen ("/proc/self/statm", "r");
+  if (f == NULL)
+    return 0;
+  unsigned long size = 0, resident = 0;
+  int n = fscanf (f, "%lu %lu", &size, &resident);
+  fclose (f);
+  if (n != 2)
+    return 0;
+  return (size_t) resident * (size_t) sysconf (_SC_PAGESIZE);
+}
+
+static uint64_t
+xorshift (uint64_t *s)
+{
+  uint64_t x = *s;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *s = x;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sequential threads.  */
+
+struct fill_result
+{
+  long bad;
+  long nulls;
+};
+
+/* Allocate PER_BIN blocks of every tcache size with a pattern, check
+   them, free them all: the thread's cache ends up full.  */
+static void *
+fill_cache_thread (void *arg)
+{
+  struct fill_result *r = arg;
+  uintptr_t base = (uintptr_t) r;
+  unsigned char *blocks[TCACHE_BINS][PER_BIN];
+  for (int i = 0; i < TCACHE_BINS; i++)
+    for (int j = 0; j < PER_BIN; j++)
+      {
+        size_t n = bin_request (i);
+        blocks[i][j] = malloc (n);
+        if (blocks[i][j] == NULL)
+          r->nulls++;
+        else
+          tst_fill (blocks[i][j], n, base + (uintptr_t) (i * PER_BIN + j));
+      }
+  /* A few larger blocks too, in the arena's own bins.  */
+  void *big[4];
+  for (int k = 0; k < 4; k++)
+    {
+      big[k] = malloc (2000 + 3000 * (size_t) k);
+      if (big[k] == NULL)
+        r->nulls++;
+      else
+        memset (big[k], k, 2000);
+    }
+  for (int i = 0; i < TCACHE_BINS; i++)
+    for (int j = 0; j < PER_BIN; j++)
+      {
+        size_t n = bin_request (i);
+        if (blocks[i][j] != NULL
+            && tst_verify (blocks[i][j], n,
+                           base + (uintptr_t) (i * PER_BIN + j)) != n)
+          r->bad++;
+        free (blocks[i][j]);
+      }
+  for (int k = 0; k < 4; k++)
+    free (big[k]);
+  return NULL;
+}
+
+static bool
+run_fill_threads (int count, struct fill_result *r, int *create_failures)
+{
+  for (int t = 0; t < count; t++)
+    {
+      pthread_t th;
+      if (pthread_create (&th, NULL, fill_cache_thread, r) != 0)
+        {
+          ++*create_failures;
+          return false;
+        }
+      pthread_join (th, NULL);
+    }
+  return true;
+}
+
+static void
+group_sequential (void)
+{
+  struct fill_result r = { 0, 0 };
+  int create_failures = 0;
+
+  /* Warm up: thread stacks, arenas and the like exist from here on.  */
+  run_fill_threads (WARMUP_THREADS, &r, &create_failures);
+  struct mallinfo2 before = mallinfo2 ();
+  size_t rss_before = rss_bytes ();
+
+  long start = now_ms ();
+  size_t max_arena = 0, max_inuse = 0, max_rss = 0;
+  for (int t = 0; t < SEQ_THREADS; t += 100)
+    {
+      if (!run_fill_threads (100, &r, &create_failures))
+        break;
+      struct mallinfo2 mi = mallinfo2 ();
+      size_t rss = rss_bytes ();
+      if (mi.arena + mi.hblkhd > max_arena)
+        max_arena = mi.arena + mi.hblkhd;
+      if (mi.uordblks > max_inuse)
+        max_inuse = mi.uordblks;
+      if (rss > max_rss)
+        max_rss = rss;
+    }
+  long elapsed = now_ms () - start;
+  struct mallinfo2 after = mallinfo2 ();
+  size_t rss_after = rss_bytes ();
+  if (rss_after > max_rss)
+    max_rss = rss_after;
+
+  tst_info ("%d threads in %ld ms; arena+mmap before %zu, max %zu, after "
+            "%zu; in use before %zu, max %zu, after %zu; RSS before %zu, "
+            "max %zu", SEQ_THREADS, elapsed, before.arena + before.hblkhd,
+            max_arena, after.arena + after.hblkhd, before.uordblks,
+            max_inuse, after.uordblks, rss_before, max_rss);
+
+  CHECK_EQ (create_failures, 0, "created %d threads, one after the other",
+            WARMUP_THREADS + SEQ_THREADS);
+  CHECK_EQ (r.nulls, 0, "no allocation failed in the exiting threads");
+  CHECK_EQ (r.bad, 0, "every block of every exiting thread kept its "
+            "pattern");
+  CHECK (max_arena <= LIMIT_ARENA, "mallinfo2 arena + hblkhd stays below "
+         "%zu MiB over %d exiting threads (max %zu bytes)", LIMIT_ARENA / MiB,
+         SEQ_THREADS, max_arena);
+  CHECK (max_inuse <= before.uordblks + LIMIT_INUSE_GROWTH,
+         "mallinfo2 uordblks grows by at most %zu MiB: the exiting threads' "
+         "cached chunks are returned (before %zu, max %zu)",
+         LIMIT_INUSE_GROWTH / MiB, before.uordblks, max_inuse);
+  CHECK (after.uordblks <= before.uordblks + 64 * KiB,
+         "bytes in use come back after %d exiting threads (before %zu, "
+         "after %zu)", SEQ_THREADS, before.uordblks, after.uordblks);
+  if (rss_before == 0)
+    tst_skip ("the resident set stays bounded", "/proc/self/statm is not "
+              "readable");
+  else
+    CHECK (max_rss <= rss_before + LIMIT_RSS_GROWTH,
+           "the resident set grows by at most %zu MiB (before %zu, max %zu)",
+           LIMIT_RSS_GROWTH / MiB, rss_before, max_rss);
+
+  /* What the dead threads gave back can be allocated again here.  */
+  struct tst_acc acc = TST_ACC_INIT;
+  for (int i = 0; i < TCACHE_BINS; i++)
+    {
+      void *p[PER_BIN];
+      for (int j = 0; j < PER_BIN; j++)
+        {
+          p[j] = malloc (bin_request (i));
+          ACC_CHECK (&acc, p[j] != NULL, "malloc (%zu) returned NULL",
+                     bin_request (i));
+          if (p[j] != NULL)
+            memset (p[j], 0xee, bin_request (i));
+        }
+      for (int j = 0; j < PER_BIN; j++)
+        free (p[j]);
+    }
+  tst_acc_report (&acc, "the main thread allocates every tcache size "
+                  "afterwards");
+}
+
+/* ------------------------------------------------------------------ */
+/* Short-lived threads among busy ones.  */
+
+enum
+{
+  BUSY = 3,
+  BUSY_SLOTS = 64,
+  SHORT_PER_ROUND = 16,
+  ROUNDS = 60,
+  /* Fewer rounds within the budget only on a badly overloaded machine.  */
+  MIN_ROUNDS = 10,
+  SHORT_BLOCKS = 96,
+  HANDOFF_SLOTS = 128,
+};
+
+/* The concurrent part stops starting rounds after this long.  */
+#define CONCURRENT_BUDGET_MS 8000L
+
+struct handoff
+{
+  unsigned char *p;
+  size_t n;
+  uintptr_t seed;
+};
+
+static struct
+{
+  pthread_mutex_t lock;
+  struct handoff slot[HANDOFF_SLOTS];
+  long exchanges;
+} handoff = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+struct tally
+{
+  long checked;
+  long bad;
+  long nulls;
+  char first[160];
+};
+
+static void
+tally_bad (struct tally *t, const char *what, size_t n)
+{
+  if (t->bad++ == 0)
+    snprintf (t->first, sizeof t->first, "%s (size %zu)", what, n);
+}
+
+/* Put a block into a handoff slot; check and free what was there.  */
+static void
+hand_over (unsigned char *p, size_t n, uintptr_t seed, uint64_t x,
+           struct tally *t)
+{
+  int k = (int) (x % HANDOFF_SLOTS);
+  pthread_mutex_lock (&handoff.lock);
+  struct handoff old = handoff.slot[k];
+  handoff.slot[k] = (struct handoff) { p, n, seed };
+  handoff.exchanges++;
+  pthread_mutex_unlock (&handoff.lock);
+  if (old.p != NULL)
+    {
+      t->checked++;
+      if (tst_verify (old.p, old.n, old.seed) != old.n)
+        tally_bad (t, "handed-over block damaged", old.n);
+      free (old.p);
+    }
+}
+
+static int busy_stop;
+
+struct busy_arg
+{
+  int id;
+  long ops;
+  struct tally t;
+};
+
+static void *
+busy_thread (void *varg)
+{
+  struct busy_arg *a = varg;
+  uint64_t rng = 0xD1B54A32D192ED03ull * (uint64_t) (a->id + 1);
+  unsigned char *slot[BUSY_SLOTS] = { 0 };
+  size_t len[BUSY_SLOTS] = { 0 };
+  uintptr_t seed[BUSY_SLOTS] = { 0 };
+  while (!__atomic_load_n (&busy_stop, __ATOMIC_RELAXED))
+    {
+      uint64_t x = xorshift (&rng);
+      int s = (int) (x % BUSY_SLOTS);
+      a->ops++;
+      if (slot[s] != NULL)
+        {
+          a->t.checked++;
+          if (tst_verify (slot[s], len[s], seed[s]) != len[s])
+            tally_bad (&a->t, "busy thread's block damaged", len[s]);
+          free (slot[s]);
+          slot[s] = NULL;
+          continue;
+        }
+      size_t n = (x >> 8) % 16 == 0 ? 2000 + (size_t) ((x >> 16) % 30000)
+                                     : 1 + (size_t) ((x >> 16) % 1100);
+      unsigned char *p = malloc (n);
+      if (p == NULL)
+        {
+          a->t.nulls++;
+          continue;
+        }
+      tst_fill (p, n, (uintptr_t) x);
+      if ((x >> 40) % 8 == 0)
+        hand_over (p, n, (uintptr_t) x, x >> 44, &a->t);
+      else
+        {
+          slot[s] = p;
+          len[s] = n;
+          seed[s] = (uintptr_t) x;
+        }
+    }
+  for (int s = 0; s < BUSY_SLOTS; s++)
+    if (slot[s] != NULL)
+      {
+        a->t.checked++;
+        if (tst_verify (slot[s], len[s], seed[s]) != len[s])
+          tally_bad (&a->t, "busy thread's block damaged at the end",
+                     len[s]);
+        free (slot[s]);
+      }
+  return NULL;
+}
+
+struct short_arg
+{
+  uint64_t seed;
+  struct tally t;
+};
+
+static void *
+short_thread (void *varg)
+{
+  struct short_arg *a = varg;
+  uint64_t rng = a->seed | 1;
+  unsigned char *p[SHORT_BLOCKS];
+  size_t n[SHORT_BLOCKS];
+  uintptr_t sd[SHORT_BLOCKS];
+  for (int i = 0; i < SHORT_BLOCKS; i++)
+    {
+      uint64_t x = xorshift (&rng);
+      n[i] = (x >> 8) % 8 == 0 ? 1100 + (size_t) ((x >> 16) % 20000)
+                                : 1 + (size_t) ((x >> 16) % 1032);
+      sd[i] = (uintptr_t) x;
+      p[i] = malloc (n[i]);
+      if (p[i] == NULL)
+        a->t.nulls++;
+      else
+        tst_fill (p[i], n[i], sd[i]);
+    }
+  for (int i = 0; i < SHORT_BLOCKS; i++)
+    {
+      if (p[i] == NULL)
+        continue;
+      a->t.checked++;
+      if (tst_verify (p[i], n[i], sd[i]) != n[i])
+        tally_bad (&a->t, "short-lived thread's block damaged", n[i]);
+      /* A few outlive the thread: somebody else frees them.  */
+      if (i % 16 == 0)
+        hand_over (p[i], n[i], sd[i], xorshift (&rng), &a->t);
+      else
+        free (p[i]);
+    }
+  /* Leave the cache full of small chunks on exit.  */
+  for (int i = 0; i < TCACHE_BINS; i += 3)
+    {
+      void *q[7];
+      for (int j = 0; j < 7; j++)
+        q[j] = malloc (bin_request (i));
+      for (int j = 0; j < 7; j++)
+        free (q[j]);
+    }
+  return NULL;
+}
+
+static void
+merge (struct tally *into, const struct tally *from)
+{
+  into->checked += from->checked;
+  into->nulls += from->nulls;
+  if (from->bad > 0 && into->bad == 0)
+    memcpy (into->first, from->first, sizeof into->first);
+  into->bad += from->bad;
+}
+
+static void
+group_concurrent (void)
+{
+  static struct busy_arg busy[BUSY];
+  pthread_t bth[BUSY];
+  int bstarted = 0;
+  for (int i = 0; i < BUSY; i++)
+    {
+      busy[i].id = i;
+      if (pthread_create (&bth[i], NULL, busy_thread, &busy[i]) != 0)
+        break;
+      bstarted++;
+    }
+  CHECK_EQ (bstarted, BUSY, "started %d busy threads", BUSY);
+
+  struct mallinfo2 first = mallinfo2 ();
+  struct tally total = { 0, 0, 0, "" };
+  int rounds = 0, create_failures = 0;
+  size_t max_arena = 0;
+  long start = now_ms ();
+  for (int r = 0; r < ROUNDS && now_ms () - start < CONCURRENT_BUDGET_MS;
+       r++)
+    {
+      static struct short_arg args[SHORT_PER_ROUND];
+      pthread_t th[SHORT_PER_ROUND];
+      int started = 0;
+      for (int i = 0; i < SHORT_PER_ROUND; i++)
+        {
+          memset (&args[i], 0, sizeof args[i]);
+          args[i].seed = 0x9E3779B97F4A7C15ull * (uint64_t) (r * 64 + i + 1);
+          if (pthread_create (&th[i], NULL, short_thread, &args[i]) != 0)
+            {
+              create_failures++;
+              break;
+            }
+          started++;
+        }
+      for (int i = 0; i < started; i++)
+        {
+          pthread_join (th[i], NULL);
+          merge (&total, &args[i].t);
+        }
+      rounds++;
+      struct mallinfo2 mi = mallinfo2 ();
+      if (mi.arena + mi.hblkhd > max_arena)
+        max_arena = mi.arena + mi.hblkhd;
+    }
+  long elapsed = now_ms () - start;
+
+  __atomic_store_n (&busy_stop, 1, __ATOMIC_RELAXED);
+  long busy_ops = 0;
+  for (int i = 0; i < bstarted; i++)
+    {
+      pthread_join (bth[i], NULL);
+      busy_ops += busy[i].ops;
+      merge (&total, &busy[i].t);
+    }
+
+  /* What is still in the handoff slots.  */
+  for (int k = 0; k < HANDOFF_SLOTS; k++)
+    if (handoff.slot[k].p != NULL)
+      {
+        total.checked++;
+        if (tst_verify (handoff.slot[k].p, handoff.slot[k].n,
+                        handoff.slot[k].seed) != handoff.slot[k].n)
+          tally_bad (&total, "block left in a handoff slot damaged",
+                     handoff.slot[k].n);
+        free (handoff.slot[k].p);
+        handoff.slot[k].p = NULL;
+      }
+  struct mallinfo2 last = mallinfo2 ();
+
+  tst_info ("%d rounds of %d short-lived threads in %ld ms, %ld busy-thread "
+            "operations, %ld handoffs, %ld blocks checked; arena+mmap first "
+            "%zu, max %zu; in use first %zu, last %zu", rounds,
+            SHORT_PER_ROUND, elapsed, busy_ops, handoff.exchanges,
+            total.checked, first.arena + first.hblkhd, max_arena,
+            first.uordblks, last.uordblks);
+  CHECK (rounds >= MIN_ROUNDS && create_failures == 0,
+         "at least %d rounds of %d short-lived threads ran in %ld s (%d ran, "
+         "%d create failures)", MIN_ROUNDS, SHORT_PER_ROUND,
+         CONCURRENT_BUDGET_MS / 1000, rounds, create_failures);
+  if (total.bad == 0 && total.checked > 0)
+    tst_ok ("every block of the short-lived and busy threads kept its "
+            "pattern, also after changing threads");
+  else
+    tst_fail ("patterns of the short-lived and busy threads", "%ld of %ld "
+              "blocks damaged; first: %s", total.bad, total.checked,
+              total.checked ? total.first : "nothing checked");
+  CHECK_EQ (total.nulls, 0, "no allocation failed");
+  CHECK (max_arena <= LIMIT_ARENA, "mallinfo2 arena + hblkhd stays below "
+         "%zu MiB (max %zu bytes)", LIMIT_ARENA / MiB, max_arena);
+  CHECK (last.uordblks <= first.uordblks + LIMIT_INUSE_GROWTH,
+         "bytes in use come back once every thread has exited (first %zu, "
+         "last %zu)", first.uordblks, last.uordblks);
+}
+
+int
+main (void)
+{
+  tst_init ();
+  tst_group ("2000 threads exit with full caches, one after the other",
+             group_sequential);
+  tst_group ("short-lived threads exit while others allocate",
+             group_concurrent);
+  return tst_finish ();
+}
