@@ -4,6 +4,7 @@
 #   make run      the main job: a real program under the library, with its statistics
 #   make check    every test: format, lints, Rust tests, C suite (3 modes), real programs
 #   make header   regenerate include/ptmalloc-rs/ptmalloc.h with cbindgen
+#   make install  PREFIX=/usr DESTDIR=...   (also uninstall, distcheck, deb, rpm: see packaging/README.md)
 
 CARGO    ?= cargo
 BUILD    := build
@@ -47,7 +48,7 @@ test: lib
 real-programs: lib
 	tests/real-programs/run.sh $(LIB)
 
-check: fmt-check clippy test real-programs
+check: fmt-check clippy test real-programs distcheck reproducible-check
 
 header:
 	PTMALLOC_RS_BLESS=1 $(CARGO) test --release -p ptmalloc-rs --test header
