@@ -124,20 +124,22 @@ pub fn unlink_chunk<M: Memory>(m: &mut M, p: Chunk) -> Res<(), M> {
     Ok(())
 }
 
-/// Put `p` (of `size`, already carrying its head and foot) at the front of
-/// the unsorted bin, checking the bin's first link first (`check` names the
-/// glibc message for the path). Large chunks get cleared nextsize links.
+/// Put `p` (of `size`) at the front of the unsorted bin, first checking the
+/// bin's first link when `check` names the glibc message for the path.
+/// Large chunks get cleared nextsize links.
 pub fn push_unsorted<M: Memory>(
     m: &mut M,
     av: Arena,
     p: Chunk,
     size: usize,
-    check: &'static str,
+    check: Option<&'static str>,
 ) -> Res<(), M> {
     let bck = av.unsorted();
     let fwd = bck.fd(m)?;
-    if fwd.bk(m)? != bck {
-        return Err(m.corruption(check));
+    if let Some(message) = check {
+        if fwd.bk(m)? != bck {
+            return Err(m.corruption(message));
+        }
     }
     p.set_fd(m, fwd)?;
     p.set_bk(m, bck)?;
@@ -171,7 +173,7 @@ pub fn split_or_take<M: Memory>(
         return Ok(None);
     }
     let remainder = victim.plus(nb);
-    push_unsorted(m, av, remainder, remainder_size, check)?;
+    push_unsorted(m, av, remainder, remainder_size, Some(check))?;
     victim.set_head(m, nb | crate::chunk::PREV_INUSE | arena_bit)?;
     remainder.set_head(m, remainder_size | crate::chunk::PREV_INUSE)?;
     remainder.set_foot(m, remainder_size)?;

@@ -1,9 +1,7 @@
 //! `_int_free` and `malloc_consolidate`: return chunks to the tcache, a
 //! fastbin, or (merged with free neighbours) to the unsorted bin or the top.
 
-use crate::bins::{
-    fastbin_index, in_smallbin_range, push_unsorted, unlink_chunk, FASTBIN_CONSOLIDATION_THRESHOLD,
-};
+use crate::bins::{fastbin_index, push_unsorted, unlink_chunk, FASTBIN_CONSOLIDATION_THRESHOLD};
 use crate::chunk::{is_aligned, protect_ptr, reveal_ptr, Chunk, CHUNK_HDR_SZ, MINSIZE, PREV_INUSE};
 use crate::memory::Memory;
 use crate::state::{Arena, NFASTBINS};
@@ -110,15 +108,7 @@ impl<M: Memory> Allocator<M> {
             return Err(m.corruption("free(): invalid next size (normal)"));
         }
         self.free_perturb(p.mem(), size - CHUNK_HDR_SZ)?;
-        let size = self.merge_neighbours(
-            av,
-            p,
-            size,
-            next,
-            next_size,
-            "corrupted size vs. prev_size while consolidating",
-            "free(): corrupted unsorted chunks",
-        )?;
+        let size = self.merge_neighbours(av, p, size, next, false)?;
         if size >= FASTBIN_CONSOLIDATION_THRESHOLD {
             if av.have_fastchunks(&self.mem)? {
                 self.consolidate(av)?;
@@ -135,25 +125,29 @@ impl<M: Memory> Allocator<M> {
 
     /// Merge the free chunk `p` with a free predecessor and successor and put
     /// the result at the front of the unsorted bin, or into the top chunk when
-    /// it borders it. Returns the merged size.
-    #[allow(clippy::too_many_arguments)]
+    /// it borders it. Returns the merged size. `free` and `malloc_consolidate`
+    /// differ only in their messages and in the unsorted-list check, which
+    /// glibc's consolidation does not make (`from_fastbin`).
     fn merge_neighbours(
         &mut self,
         av: Arena,
         mut p: Chunk,
         mut size: usize,
         next: Chunk,
-        next_size: usize,
-        prev_msg: &'static str,
-        unsorted_msg: &'static str,
+        from_fastbin: bool,
     ) -> Res<usize, M> {
         let m = &mut self.mem;
+        let next_size = next.size(m)?;
         if !p.prev_inuse(m)? {
             let prev_size = p.prev_size(m)?;
             size = size.wrapping_add(prev_size);
             p = p.minus(prev_size);
             if p.size(m)? != prev_size {
-                return Err(m.corruption(prev_msg));
+                return Err(m.corruption(if from_fastbin {
+                    "corrupted size vs. prev_size in fastbins"
+                } else {
+                    "corrupted size vs. prev_size while consolidating"
+                }));
             }
             unlink_chunk(m, p)?;
         }
@@ -164,7 +158,8 @@ impl<M: Memory> Allocator<M> {
             } else {
                 next.clear_inuse_at(m, 0)?;
             }
-            push_unsorted(m, av, p, size, unsorted_msg)?;
+            let check = (!from_fastbin).then_some("free(): corrupted unsorted chunks");
+            push_unsorted(m, av, p, size, check)?;
             p.set_head(m, size | PREV_INUSE)?;
             p.set_foot(m, size)?;
         } else {
@@ -196,58 +191,10 @@ impl<M: Memory> Allocator<M> {
                     return Err(self.mem.corruption("malloc_consolidate(): invalid chunk size"));
                 }
                 let next_p = Chunk(reveal_ptr(p.fd_addr(), p.fd(&self.mem)?.0));
-                let next = p.plus(size);
-                let next_size = next.size(&self.mem)?;
-                self.merge_neighbours_consolidate(av, p, size, next, next_size)?;
+                self.merge_neighbours(av, p, size, p.plus(size), true)?;
                 p = next_p;
             }
         }
         Ok(())
-    }
-
-    /// The merge step of `malloc_consolidate`, which inserts at the front of
-    /// the unsorted bin without glibc's unsorted-list check.
-    fn merge_neighbours_consolidate(
-        &mut self,
-        av: Arena,
-        mut p: Chunk,
-        mut size: usize,
-        next: Chunk,
-        next_size: usize,
-    ) -> Res<(), M> {
-        let m = &mut self.mem;
-        if !p.prev_inuse(m)? {
-            let prev_size = p.prev_size(m)?;
-            size = size.wrapping_add(prev_size);
-            p = p.minus(prev_size);
-            if p.size(m)? != prev_size {
-                return Err(m.corruption("corrupted size vs. prev_size in fastbins"));
-            }
-            unlink_chunk(m, p)?;
-        }
-        if next != av.top(m)? {
-            if !next.inuse_at(m, next_size)? {
-                size += next_size;
-                unlink_chunk(m, next)?;
-            } else {
-                next.clear_inuse_at(m, 0)?;
-            }
-            let unsorted = av.unsorted();
-            let first = unsorted.fd(m)?;
-            unsorted.set_fd(m, p)?;
-            first.set_bk(m, p)?;
-            if !in_smallbin_range(size) {
-                p.set_fd_nextsize(m, Chunk(0))?;
-                p.set_bk_nextsize(m, Chunk(0))?;
-            }
-            p.set_head(m, size | PREV_INUSE)?;
-            p.set_bk(m, unsorted)?;
-            p.set_fd(m, first)?;
-            p.set_foot(m, size)
-        } else {
-            size += next_size;
-            p.set_head(m, size | PREV_INUSE)?;
-            av.set_top(m, p)
-        }
     }
 }
