@@ -59,3 +59,6 @@ clean:
 
 # Installation and distribution packages (make install, uninstall, deb, rpm, distcheck).
 -include packaging/install.mk
+
+# The compatibility table against glibc, jemalloc, tcmalloc and mimalloc (make compat), valgrind.
+-include c-tests/compat.mk

@@ -51,11 +51,14 @@ enum Program {
     Tunables,
     TrimRss,
     CheckAction,
+    AllocFailThreads,
+    FreeErrno,
+    AlignedOverflow,
 }
 
 impl Program {
     /// Every program, in declaration order.
-    const ALL: [Program; 12] = [
+    const ALL: [Program; 15] = [
         Program::Contract,
         Program::UsableSizes,
         Program::Misuse,
@@ -68,6 +71,9 @@ impl Program {
         Program::Tunables,
         Program::TrimRss,
         Program::CheckAction,
+        Program::AllocFailThreads,
+        Program::FreeErrno,
+        Program::AlignedOverflow,
     ];
 
     fn name(self) -> &'static str {
@@ -84,6 +90,9 @@ impl Program {
             Program::Tunables => "tst-tunables",
             Program::TrimRss => "tst-trim-rss",
             Program::CheckAction => "tst-check-action",
+            Program::AllocFailThreads => "tst-alloc-fail-threads",
+            Program::FreeErrno => "tst-free-errno",
+            Program::AlignedOverflow => "tst-aligned-overflow",
         }
     }
 
@@ -648,6 +657,47 @@ program_tests! {
     thread_exit_tcache => Program::ThreadExitTcache,
     early_init => Program::EarlyInit,
     malloc_stats_threads => Program::MallocStatsThreads,
+    alloc_fail_threads => Program::AllocFailThreads,
+    aligned_overflow => Program::AlignedOverflow,
+}
+
+// ---------------------------------------------------------------------
+// tst-free-errno: free preserves errno, also when its munmap fails (at
+// vm.max_map_count). The munmap-failure group may skip where the kernel
+// does not cooperate; it must then skip in every mode alike.
+
+const FREE_ERRNO_SKIP: &str = "skip: free preserves errno when munmap fails: ";
+
+fn free_errno(mode: Mode) {
+    let report = check_program(Program::FreeErrno, mode, &[]);
+    assert!(
+        report.skip_lines.iter().all(|l| l.starts_with(FREE_ERRNO_SKIP)),
+        "[tst-free-errno / {}] unexpected skips: {:?}",
+        mode.name(),
+        report.skip_lines
+    );
+    if !report.skip_lines.is_empty() {
+        println!(
+            "[tst-free-errno / {}] the munmap-failure case did not run here: {:?}",
+            mode.name(),
+            report.skip_lines
+        );
+    }
+}
+
+#[test]
+fn free_errno_glibc() {
+    free_errno(Mode::Glibc);
+}
+
+#[test]
+fn free_errno_preload() {
+    free_errno(Mode::Preload);
+}
+
+#[test]
+fn free_errno_linked() {
+    free_errno(Mode::Linked);
 }
 
 // ---------------------------------------------------------------------

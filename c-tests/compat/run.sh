@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Runs the C suite programs under several allocators and writes a table
+# (program x allocator: pass / fail / crash / timeout).
+#
+#   c-tests/compat/run.sh LIBPTMALLOC_RS_SO OUT_MD
+#
+# Allocators: libptmalloc-rs (LD_PRELOAD), glibc (nothing preloaded),
+# jemalloc, tcmalloc (minimal) and mimalloc (LD_PRELOAD of the Debian
+# packages' libraries; a missing one is shown as "n/a").
+#
+# Verdicts: check programs pass when they exit 0 (their own checks all
+# passed); tst-usable-sizes and tst-placement also say whether their output
+# is byte-identical to glibc's (=glibc) or not (!=glibc). A misuse case that
+# glibc aborts on passes when the allocator dies by SIGABRT (it detected the
+# misuse), fails when the program exits (undetected), crashes on any other
+# signal. timeout: killed after $COMPAT_TIMEOUT seconds (default 60).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+cdir=$here/../c
+ours=${1:?usage: run.sh LIBPTMALLOC_RS_SO OUT_MD}
+out_md=${2:?usage: run.sh LIBPTMALLOC_RS_SO OUT_MD}
+timeout_s=${COMPAT_TIMEOUT:-60}
+work=$(dirname "$out_md")/compat
+mkdir -p "$work/bin" "$work/out"
+CC=${CC:-cc}
+cflags=(-std=c11 -Wall -Wextra -Werror -O1 -g -fno-builtin -pthread -I "$cdir")
+
+libdir=/usr/lib/x86_64-linux-gnu
+names=(ptmalloc-rs glibc jemalloc tcmalloc mimalloc)
+preloads=("$ours" "" "$libdir/libjemalloc.so.2" "$libdir/libtcmalloc_minimal.so.4" "$libdir/libmimalloc.so.2")
+
+programs=(tst-contract tst-usable-sizes tst-malloc-fork-deadlock tst-mallocfork2
+          tst-thread-exit-tcache tst-early-init tst-malloc-stats-threads
+          tst-placement tst-trim-rss)
+for extra in tst-alloc-fail-threads tst-free-errno tst-aligned-overflow; do
+  [ -f "$cdir/$extra.c" ] && programs+=("$extra")
+done
+
+for p in "${programs[@]}" tst-misuse; do
+  "$CC" "${cflags[@]}" "$cdir/$p.c" -o "$work/bin/$p" || { echo "compile $p failed" >&2; exit 1; }
+done
+"$CC" "${cflags[@]}" -shared -fPIC "$cdir/tst-early-init-mod.c" -o "$work/bin/tst-early-init-mod.so" || exit 1
+mapfile -t misuse_cases < <("$work/bin/tst-misuse" --list)
+
+# run NAME_INDEX OUTFILE PROGRAM ARGS...: prints the raw status.
+run_one() {
+  local i=$1 outfile=$2; shift 2
+  local pre=${preloads[$i]}
+  local ext=; [ "$i" = 0 ] && ext=1
+  env -u GLIBC_TUNABLES -u MALLOC_CHECK_ -u MALLOC_ARENA_MAX -u MALLOC_PERTURB_ \
+      -u LD_LIBRARY_PATH LD_PRELOAD="$pre" PTMALLOC_RS_TEST_EXT="$ext" \
+      LIBC_FATAL_STDERR_=1 TST_EARLY_INIT_MOD="$work/bin/tst-early-init-mod.so" \
+      timeout -s KILL "$timeout_s" "$@" >"$outfile" 2>"$outfile.err" </dev/null
+  echo $?
+}
+
+# classify RC: pass / fail / crash / timeout (exit-status view)
+classify() {
+  local rc=$1
+  if [ "$rc" = 0 ]; then echo pass
+  elif [ "$rc" = 137 ]; then echo timeout   # SIGKILL from timeout(1)
+  elif [ "$rc" -gt 128 ]; then echo "crash (sig $((rc - 128)))"
+  else echo "fail (exit $rc)"; fi
+}
+
+rows=()
+row_for() {  # label cells...
+  local label=$1; shift
+  local line="| $label |"
+  for c in "$@"; do line+=" $c |"; done
+  rows+=("$line")
+}
+
+for p in "${programs[@]}"; do
+  cells=()
+  # glibc (index 1) first: the others are compared with its output
+  for i in 1 0 2 3 4; do
+    pre=${preloads[$i]}
+    if [ -n "$pre" ] && [ ! -e "$pre" ]; then cells[$i]="n/a"; continue; fi
+    o="$work/out/$p.${names[$i]}"
+    rc=$(run_one "$i" "$o" "$work/bin/$p")
+    v=$(classify "$rc")
+    case $p in
+      tst-usable-sizes|tst-placement)
+        if [ "$rc" = 0 ] && [ "$i" != 1 ]; then
+          # compare the data (info lines aside) with glibc's run
+          if cmp -s <(grep -v '^info: ' "$o") <(grep -v '^info: ' "$work/out/$p.glibc"); then
+            v="pass (=glibc)"; else v="pass (!=glibc)"; fi
+        fi ;;
+    esac
+    # the check summary, when there is one
+    sum=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$o" | tail -n 1)
+    if [ -n "$sum" ] && [ "$rc" != 0 ]; then
+      v="$v, ${sum}"
+    fi
+    cells[$i]=$v
+  done
+  row_for "$p" "${cells[@]}"
+done
+
+for c in "${misuse_cases[@]}"; do
+  cells=()
+  glibc_aborts=
+  for i in "${!names[@]}"; do
+    pre=${preloads[$i]}
+    if [ -n "$pre" ] && [ ! -e "$pre" ]; then cells+=("n/a"); continue; fi
+    o="$work/out/misuse-$c.${names[$i]}"
+    rc=$(run_one "$i" "$o" "$work/bin/tst-misuse" "$c")
+    [ "$i" = 1 ] && [ "$rc" = 134 ] && glibc_aborts=1
+    cells+=("$rc")
+  done
+  # glibc is column 1; decide the meaning from it
+  out_cells=()
+  for j in "${!cells[@]}"; do
+    rc=${cells[$j]}
+    if [ "$rc" = n/a ]; then out_cells+=(n/a); continue; fi
+    if [ -n "$glibc_aborts" ]; then
+      if [ "$rc" = 134 ]; then out_cells+=("pass (abort)")
+      elif [ "$rc" = 137 ]; then out_cells+=(timeout)
+      elif [ "$rc" -gt 128 ]; then out_cells+=("crash (sig $((rc - 128)))")
+      else out_cells+=("fail (undetected, exit $rc)"); fi
+    else
+      out_cells+=("$(classify "$rc")")
+    fi
+  done
+  row_for "tst-misuse $c" "${out_cells[@]}"
+done
+
+{
+  echo "# Allocator compatibility of the C suite"
+  echo
+  echo "Generated by \`make compat\` on $(date -u '+%Y-%m-%d %H:%M UTC') ($(uname -srm), glibc $(ldd --version | head -n1 | awk '{print $NF}'))."
+  echo
+  printf '| program |'; for n in "${names[@]}"; do printf ' %s |' "$n"; done; echo
+  printf '|---|'; for _ in "${names[@]}"; do printf -- '---|'; done; echo
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "pass: exit 0 (every check passed); fail: non-zero exit (with the check summary);"
+  echo "crash: killed by a signal; timeout: killed after ${timeout_s} s; n/a: library not installed."
+  echo "tst-usable-sizes/tst-placement: =glibc when the output is byte-identical to glibc's."
+  echo "tst-misuse cases glibc aborts on: pass (abort) = SIGABRT, i.e. the misuse was detected."
+  echo "Extension checks (PTMALLOC_RS_TEST_EXT=1) run only in the ptmalloc-rs column."
+  echo "Outputs: $work/out/<program>.<allocator>[.err]"
+} >"$out_md"
+cat "$out_md"
