@@ -1136,16 +1136,6 @@ struct stress_result
   char first_error[160];
 };
 
-static uint64_t
-xorshift (uint64_t *s)
-{
-  uint64_t x = *s;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return *s = x;
-}
-
 static void
 stress_error (struct stress_result *r, const char *what, size_t n)
 {
@@ -1171,7 +1161,7 @@ stress_thread (void *varg)
 
   for (long op = 0; op < STRESS_OPS; op++)
     {
-      uint64_t x = xorshift (&rng);
+      uint64_t x = tst_xorshift (&rng);
       int s = (int) (x % STRESS_SLOTS);
       if (slot[s] != NULL)
         {
@@ -1406,7 +1396,7 @@ busy_thread (void *varg)
   void *held[32] = { 0 };
   while (!__atomic_load_n (&busy_stop, __ATOMIC_RELAXED))
     {
-      uint64_t x = xorshift (&rng);
+      uint64_t x = tst_xorshift (&rng);
       int s = (int) (x % 32);
       free (held[s]);
       size_t n = (x >> 8) % 4 == 0 ? 100000 + (x >> 16) % 200000

@@ -50,31 +50,13 @@ stopping (void)
   return __atomic_load_n (&stop_flag, __ATOMIC_RELAXED) != 0;
 }
 
-static uint64_t
-xorshift (uint64_t *s)
-{
-  uint64_t x = *s;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return *s = x;
-}
-
-static long
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for PID for at most MS milliseconds.  Returns 1 with *STATUS set
    if it ended in time, 0 if it had to be killed (it hung), -1 if
    waitpid failed.  Only async-signal-safe calls: usable in children.  */
 static int
 wait_deadline (pid_t pid, int *status, long ms)
 {
-  long end = now_ms () + ms;
+  long end = tst_now_ms () + ms;
   for (;;)
     {
       pid_t r = waitpid (pid, status, WNOHANG);
@@ -82,7 +64,7 @@ wait_deadline (pid_t pid, int *status, long ms)
         return 1;
       if (r < 0 && errno != EINTR)
         return -1;
-      if (now_ms () >= end)
+      if (tst_now_ms () >= end)
         {
           kill (pid, SIGKILL);
           while (waitpid (pid, status, 0) < 0 && errno == EINTR)
@@ -133,7 +115,7 @@ worker_thread (void *varg)
 
   while (!stopping ())
     {
-      uint64_t x = xorshift (&rng);
+      uint64_t x = tst_xorshift (&rng);
       int s = (int) (x % WORKER_SLOTS);
       w->ops++;
       if (slot[s] != NULL)
@@ -487,10 +469,10 @@ group_fork_deadlock (void)
   /* Let the workers get going.  */
   usleep (20 * 1000);
 
-  long start = now_ms ();
+  long start = tst_now_ms ();
   int forks = 0, good = 0, hung = 0;
   char first[200] = "";
-  for (int i = 0; i < FORKS && now_ms () - start < FORK_BUDGET_MS; i++)
+  for (int i = 0; i < FORKS && tst_now_ms () - start < FORK_BUDGET_MS; i++)
     {
       pid_t pid = fork ();
       if (pid == 0)
@@ -518,7 +500,7 @@ group_fork_deadlock (void)
             describe_child (first, sizeof first, i, r, status);
         }
     }
-  long fork_ms = now_ms () - start;
+  long fork_ms = tst_now_ms () - start;
 
   __atomic_store_n (&stop_flag, 1, __ATOMIC_RELAXED);
   for (int i = 0; i < wstarted; i++)

@@ -52,16 +52,6 @@ enum
   CANCEL_ROUNDS = 20,
 };
 
-static uint64_t
-xorshift (uint64_t *s)
-{
-  uint64_t x = *s;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return *s = x;
-}
-
 /* ------------------------------------------------------------------ */
 /* Capturing standard error.  */
 
@@ -330,7 +320,7 @@ alloc_thread (void *varg)
   uintptr_t seed[SLOTS] = { 0 };
   while (!__atomic_load_n (&alloc_stop, __ATOMIC_RELAXED))
     {
-      uint64_t x = xorshift (&rng);
+      uint64_t x = tst_xorshift (&rng);
       int s = (int) (x % SLOTS);
       a->ops++;
       if (slot[s] != NULL)
@@ -653,7 +643,7 @@ cancelled_thread (void *arg)
       pthread_testcancel ();
       malloc_stats ();
       pthread_testcancel ();
-      uint64_t x = xorshift (&rng);
+      uint64_t x = tst_xorshift (&rng);
       size_t n = (x >> 8) % 8 == 0 ? 200000 : 1 + (size_t) ((x >> 16) % 2000);
       unsigned char *p = malloc (n);
       if (p != NULL)

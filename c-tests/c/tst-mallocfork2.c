@@ -79,19 +79,13 @@ now_us (void)
   return (long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static long
-now_ms (void)
-{
-  return now_us () / 1000;
-}
-
 /* Wait for PID for at most MS milliseconds.  Returns 1 with *STATUS set
    if it ended in time, 0 if it had to be killed (it hung), -1 if
    waitpid failed.  Async-signal-safe: called from the handler.  */
 static int
 wait_deadline (pid_t pid, int *status, long ms)
 {
-  long end = now_ms () + ms;
+  long end = tst_now_ms () + ms;
   for (;;)
     {
       pid_t r = waitpid (pid, status, WNOHANG);
@@ -99,7 +93,7 @@ wait_deadline (pid_t pid, int *status, long ms)
         return 1;
       if (r < 0 && errno != EINTR)
         return -1;
-      if (now_ms () >= end)
+      if (tst_now_ms () >= end)
         {
           kill (pid, SIGKILL);
           while (waitpid (pid, status, 0) < 0 && errno == EINTR)
@@ -350,11 +344,11 @@ run_loop (bool direct_forks, struct loop_result *res)
 {
   memset (res, 0, sizeof *res);
   unsigned seed = 1;
-  long start = now_ms ();
+  long start = tst_now_ms ();
   bool last = false;
   for (long i = 0; !last; i++)
     {
-      long ran = now_ms () - start;
+      long ran = tst_now_ms () - start;
       last = i + 1 >= MAX_ROUNDS || ran >= MAX_RUN_MS
              || (ran >= MIN_RUN_MS
                  && res->free_signals + res->malloc_signals >= WANTED_HITS);

@@ -29,6 +29,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,41 @@ tst_acc_report (const struct tst_acc *acc, const char *what_fmt, ...)
               acc->total, acc->first);
   return false;
 }
+/* A deterministic xorshift64 generator; *S is the state (never 0).  */
+TST_FN uint64_t
+tst_xorshift (uint64_t *s)
+{
+  uint64_t x = *s;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *s = x;
+}
+
+/* Milliseconds on the monotonic clock.  */
+TST_FN long
+tst_now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Resident set size in bytes from /proc/self/statm, or 0.  */
+TST_FN size_t
+tst_rss_bytes (void)
+{
+  FILE *f = fopen ("/proc/self/statm", "r");
+  if (f == NULL)
+    return 0;
+  unsigned long size = 0, resident = 0;
+  int n = fscanf (f, "%lu %lu", &size, &resident);
+  fclose (f);
+  if (n != 2)
+    return 0;
+  return (size_t) resident * (size_t) sysconf (_SC_PAGESIZE);
+}
+
 
 /* Fill and verify a block with a byte pattern derived from SEED.  */
 TST_FN inline unsigned char

@@ -48,39 +48,6 @@ bin_request (int i)
   return 24 + 16 * (size_t) i;
 }
 
-static long
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Resident set size in bytes from /proc/self/statm, or 0.  */
-static size_t
-rss_bytes (void)
-{
-  FILE *f = fopen ("/proc/self/statm", "r");
-  if (f == NULL)
-    return 0;
-  unsigned long size = 0, resident = 0;
-  int n = fscanf (f, "%lu %lu", &size, &resident);
-  fclose (f);
-  if (n != 2)
-    return 0;
-  return (size_t) resident * (size_t) sysconf (_SC_PAGESIZE);
-}
-
-static uint64_t
-xorshift (uint64_t *s)
-{
-  uint64_t x = *s;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return *s = x;
-}
-
 /* ------------------------------------------------------------------ */
 /* Sequential threads.  */
 
@@ -158,16 +125,16 @@ group_sequential (void)
   /* Warm up: thread stacks, arenas and the like exist from here on.  */
   run_fill_threads (WARMUP_THREADS, &r, &create_failures);
   struct mallinfo2 before = mallinfo2 ();
-  size_t rss_before = rss_bytes ();
+  size_t rss_before = tst_rss_bytes ();
 
-  long start = now_ms ();
+  long start = tst_now_ms ();
   size_t max_arena = 0, max_inuse = 0, max_rss = 0;
   for (int t = 0; t < SEQ_THREADS; t += 100)
     {
       if (!run_fill_threads (100, &r, &create_failures))
         break;
       struct mallinfo2 mi = mallinfo2 ();
-      size_t rss = rss_bytes ();
+      size_t rss = tst_rss_bytes ();
       if (mi.arena + mi.hblkhd > max_arena)
         max_arena = mi.arena + mi.hblkhd;
       if (mi.uordblks > max_inuse)
@@ -175,9 +142,9 @@ group_sequential (void)
       if (rss > max_rss)
         max_rss = rss;
     }
-  long elapsed = now_ms () - start;
+  long elapsed = tst_now_ms () - start;
   struct mallinfo2 after = mallinfo2 ();
-  size_t rss_after = rss_bytes ();
+  size_t rss_after = tst_rss_bytes ();
   if (rss_after > max_rss)
     max_rss = rss_after;
 
@@ -316,7 +283,7 @@ busy_thread (void *varg)
   uintptr_t seed[BUSY_SLOTS] = { 0 };
   while (!__atomic_load_n (&busy_stop, __ATOMIC_RELAXED))
     {
-      uint64_t x = xorshift (&rng);
+      uint64_t x = tst_xorshift (&rng);
       int s = (int) (x % BUSY_SLOTS);
       a->ops++;
       if (slot[s] != NULL)
@@ -374,7 +341,7 @@ short_thread (void *varg)
   uintptr_t sd[SHORT_BLOCKS];
   for (int i = 0; i < SHORT_BLOCKS; i++)
     {
-      uint64_t x = xorshift (&rng);
+      uint64_t x = tst_xorshift (&rng);
       n[i] = (x >> 8) % 8 == 0 ? 1100 + (size_t) ((x >> 16) % 20000)
                                 : 1 + (size_t) ((x >> 16) % 1032);
       sd[i] = (uintptr_t) x;
@@ -393,7 +360,7 @@ short_thread (void *varg)
         tally_bad (&a->t, "short-lived thread's block damaged", n[i]);
       /* A few outlive the thread: somebody else frees them.  */
       if (i % 16 == 0)
-        hand_over (p[i], n[i], sd[i], xorshift (&rng), &a->t);
+        hand_over (p[i], n[i], sd[i], tst_xorshift (&rng), &a->t);
       else
         free (p[i]);
     }
@@ -438,8 +405,8 @@ group_concurrent (void)
   struct tally total = { 0, 0, 0, "" };
   int rounds = 0, create_failures = 0;
   size_t max_arena = 0;
-  long start = now_ms ();
-  for (int r = 0; r < ROUNDS && now_ms () - start < CONCURRENT_BUDGET_MS;
+  long start = tst_now_ms ();
+  for (int r = 0; r < ROUNDS && tst_now_ms () - start < CONCURRENT_BUDGET_MS;
        r++)
     {
       static struct short_arg args[SHORT_PER_ROUND];
@@ -466,7 +433,7 @@ group_concurrent (void)
       if (mi.arena + mi.hblkhd > max_arena)
         max_arena = mi.arena + mi.hblkhd;
     }
-  long elapsed = now_ms () - start;
+  long elapsed = tst_now_ms () - start;
 
   __atomic_store_n (&busy_stop, 1, __ATOMIC_RELAXED);
   long busy_ops = 0;
