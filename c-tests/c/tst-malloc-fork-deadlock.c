@@ -50,32 +50,6 @@ stopping (void)
   return __atomic_load_n (&stop_flag, __ATOMIC_RELAXED) != 0;
 }
 
-/* Wait for PID for at most MS milliseconds.  Returns 1 with *STATUS set
-   if it ended in time, 0 if it had to be killed (it hung), -1 if
-   waitpid failed.  Only async-signal-safe calls: usable in children.  */
-static int
-wait_deadline (pid_t pid, int *status, long ms)
-{
-  long end = tst_now_ms () + ms;
-  for (;;)
-    {
-      pid_t r = waitpid (pid, status, WNOHANG);
-      if (r == pid)
-        return 1;
-      if (r < 0 && errno != EINTR)
-        return -1;
-      if (tst_now_ms () >= end)
-        {
-          kill (pid, SIGKILL);
-          while (waitpid (pid, status, 0) < 0 && errno == EINTR)
-            ;
-          return 0;
-        }
-      struct timespec ts = { 0, 200 * 1000 };
-      nanosleep (&ts, NULL);
-    }
-}
-
 /* Bytes of a block that get a pattern (all of a small one, the head of
    a large one, so that the workers stay fast).  */
 static size_t
@@ -259,7 +233,7 @@ forker_thread (void *varg)
           break;
         }
       int status = 0;
-      int r = wait_deadline (pid, &status, CHILD_DEADLINE_MS);
+      int r = tst_wait_deadline (pid, &status, CHILD_DEADLINE_MS);
       f->forks++;
       /* Leave the CPU to the others now and then (2 cores suffice).  */
       usleep (500);
@@ -409,7 +383,7 @@ child_work (int i)
       _exit (alloc_round ((uintptr_t) i + 1000));
     }
   int status = 0;
-  int r = wait_deadline (pid, &status, CHILD_DEADLINE_MS);
+  int r = tst_wait_deadline (pid, &status, CHILD_DEADLINE_MS);
   if (r != 1)
     return CHILD_GRANDCHILD_HUNG;
   if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
@@ -488,7 +462,7 @@ group_fork_deadlock (void)
         }
       forks++;
       int status = 0;
-      int r = wait_deadline (pid, &status, CHILD_DEADLINE_MS);
+      int r = tst_wait_deadline (pid, &status, CHILD_DEADLINE_MS);
       if (r == 1 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
         good++;
       else

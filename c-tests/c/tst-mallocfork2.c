@@ -79,32 +79,6 @@ now_us (void)
   return (long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Wait for PID for at most MS milliseconds.  Returns 1 with *STATUS set
-   if it ended in time, 0 if it had to be killed (it hung), -1 if
-   waitpid failed.  Async-signal-safe: called from the handler.  */
-static int
-wait_deadline (pid_t pid, int *status, long ms)
-{
-  long end = tst_now_ms () + ms;
-  for (;;)
-    {
-      pid_t r = waitpid (pid, status, WNOHANG);
-      if (r == pid)
-        return 1;
-      if (r < 0 && errno != EINTR)
-        return -1;
-      if (tst_now_ms () >= end)
-        {
-          kill (pid, SIGKILL);
-          while (waitpid (pid, status, 0) < 0 && errno == EINTR)
-            ;
-          return 0;
-        }
-      struct timespec ts = { 0, 100 * 1000 };
-      nanosleep (&ts, NULL);
-    }
-}
-
 /* ------------------------------------------------------------------ */
 /* The signal handler and what it records.  */
 
@@ -189,7 +163,7 @@ sigusr1_handler (int signo)
     {
       handler_forks++;
       int status = 0;
-      int r = wait_deadline (pid, &status, CHILD_DEADLINE_MS);
+      int r = tst_wait_deadline (pid, &status, CHILD_DEADLINE_MS);
       if (r < 0)
         handler_wait_errors++;
       else if (r == 0
@@ -367,7 +341,7 @@ run_loop (bool direct_forks, struct loop_result *res)
             _exit (0);
           int status = 0;
           res->direct_forks++;
-          if (pid < 0 || wait_deadline (pid, &status, CHILD_DEADLINE_MS) != 1
+          if (pid < 0 || tst_wait_deadline (pid, &status, CHILD_DEADLINE_MS) != 1
               || status != 0)
             res->direct_fork_bad++;
         }
@@ -528,7 +502,7 @@ run_with_processes (const char *name, bool allocating_child)
   for (int i = 0; i < started; i++)
     {
       int status = 0;
-      if (wait_deadline (senders[i], &status, 5000) != 1 || status != 0)
+      if (tst_wait_deadline (senders[i], &status, 5000) != 1 || status != 0)
         bad++;
     }
   CHECK_EQ (bad, 0, "%s: the sender processes finished", name);

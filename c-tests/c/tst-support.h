@@ -283,6 +283,31 @@ tst_rss_bytes (void)
   return (size_t) resident * (size_t) sysconf (_SC_PAGESIZE);
 }
 
+/* Wait for PID for at most MS milliseconds.  Returns 1 with *STATUS set
+   if it ended in time, 0 if it had to be killed (it hung), -1 if waitpid
+   failed.  Async-signal-safe: tst-mallocfork2 calls it from a handler.  */
+TST_FN int
+tst_wait_deadline (pid_t pid, int *status, long ms)
+{
+  long end = tst_now_ms () + ms;
+  for (;;)
+    {
+      pid_t r = waitpid (pid, status, WNOHANG);
+      if (r == pid)
+        return 1;
+      if (r < 0 && errno != EINTR)
+        return -1;
+      if (tst_now_ms () >= end)
+        {
+          kill (pid, SIGKILL);
+          while (waitpid (pid, status, 0) < 0 && errno == EINTR)
+            ;
+          return 0;
+        }
+      struct timespec ts = { 0, 100 * 1000 };
+      nanosleep (&ts, NULL);
+    }
+}
 
 /* Fill and verify a block with a byte pattern derived from SEED.  */
 TST_FN inline unsigned char
