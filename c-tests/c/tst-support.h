@@ -268,6 +268,16 @@ tst_now_ms (void)
   return (long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* How much slower than native the program runs: TST_TIME_SCALE (valgrind
+   sets 20), else 1.  Time limits and durations are multiplied by it.  */
+TST_FN long
+tst_time_scale (void)
+{
+  const char *s = getenv ("TST_TIME_SCALE");
+  long v = s != NULL ? atol (s) : 1;
+  return v >= 1 ? v : 1;
+}
+
 /* Resident set size in bytes from /proc/self/statm, or 0.  */
 TST_FN size_t
 tst_rss_bytes (void)
@@ -418,7 +428,7 @@ tst_group (const char *name, void (*fn) (void))
     }
   struct tst_group_call call = { fn };
   int status = tst_run_child (tst_group_trampoline, &call,
-                              TST_CHILD_TIMEOUT);
+                              TST_CHILD_TIMEOUT * tst_time_scale ());
   char buf[128];
   if (status == -1)
     tst_fail (name, "could not run the group in a child: %s",

@@ -16,3 +16,4 @@ pub mod os;
 pub mod output;
 pub mod process;
 pub mod tls;
+pub mod valgrind;

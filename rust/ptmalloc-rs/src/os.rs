@@ -141,6 +141,11 @@ unsafe impl Memory for RawMemory {
         if old as isize == -1 {
             None
         } else {
+            // New break pages are zero (the kernel's promise, which calloc
+            // relies on); memcheck marks them undefined unless told.
+            if increment > 0 {
+                crate::valgrind::make_defined(old as usize, increment as usize);
+            }
             Some(old as usize)
         }
     }

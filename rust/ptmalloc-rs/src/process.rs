@@ -117,6 +117,7 @@ pub fn lock() -> Guard {
     }
     let alloc = GLOBAL.alloc.get();
     if !GLOBAL.ready.load(Relaxed) {
+        crate::valgrind::detect();
         let mut params = Params::default();
         let extras = env::read(&mut params);
         ENV_SEEN.store(env::available(), Relaxed);
