@@ -14,20 +14,23 @@ use crate::memory::Memory;
 use crate::params::{Params, DEFAULT_MMAP_THRESHOLD_MAX};
 use crate::state::Arena;
 use crate::tcache::{csize2tidx, Tcache, TcacheConfig, TCACHE_MAX_BINS, TCACHE_STRUCT_SIZE};
-use crate::{Allocator, Res, EINVAL, ENOMEM};
+use crate::{Allocator, MmapStats, Res, EINVAL, ENOMEM};
 
-/// A thread's cache and whether the thread is exiting (then it gets no new one).
+/// A thread's cache, its arena, and whether the thread is exiting (then it
+/// gets no new cache).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadCache {
     /// The thread's tcache, if it has one yet.
     pub tcache: Tcache,
+    /// The arena the thread allocates from (0 until its first allocation).
+    pub arena: Arena,
     /// Set once the thread's cache was flushed at exit.
     pub shutting_down: bool,
 }
 
 impl<M: Memory> Allocator<M> {
     /// A new instance whose main arena state lives at `main_arena` (the
-    /// memory source must back `state::ARENA_STATE_SIZE` bytes there).
+    /// memory source must back `state::MAIN_ARENA_STORAGE` bytes there).
     /// `tcache_key` marks cached chunks (glibc draws it at random).
     pub fn new(mem: M, main_arena: usize, tcache_key: usize, params: Params) -> Res<Self, M> {
         let mut a = Allocator {
@@ -42,6 +45,32 @@ impl<M: Memory> Allocator<M> {
         };
         a.main.init(&mut a.mem, true)?;
         Ok(a)
+    }
+
+    /// Another handle on an instance whose arenas already live in `mem`:
+    /// for a host that keeps the instance-wide values itself and runs each
+    /// call on a fresh handle (the process allocator, whose threads work on
+    /// different arenas at once). The arenas are not touched.
+    #[allow(clippy::too_many_arguments)]
+    pub fn view(
+        mem: M,
+        main_arena: usize,
+        tcache_key: usize,
+        params: Params,
+        mmaps: MmapStats,
+        sbrk_base: usize,
+        retired: bool,
+    ) -> Self {
+        Allocator {
+            mem,
+            params,
+            mmaps,
+            sbrk_base,
+            last_error: 0,
+            retired,
+            main: Arena(main_arena),
+            tcache_key,
+        }
     }
 
     /// Stop using the arenas, whose state may be half-updated (in the child
@@ -68,23 +97,54 @@ impl<M: Memory> Allocator<M> {
         self.params.tcache_config(self.tcache_key)
     }
 
-    /// The arena a heap chunk belongs to (`arena_for_chunk`).
-    #[inline(always)]
-    pub fn arena_for_chunk(&self, _p: Chunk) -> Arena {
-        self.main
-    }
-
-    /// Give the thread a tcache if it has none and is not exiting (`tcache_init`).
-    fn ensure_tcache(&mut self, tc: &mut ThreadCache) -> Res<(), M> {
+    /// Give the thread a tcache from `av` (locked) if it has none and is not
+    /// exiting (`tcache_init`).
+    fn ensure_tcache(&mut self, av: Arena, tc: &mut ThreadCache) -> Res<(), M> {
         if tc.tcache.exists() || tc.shutting_down {
             return Ok(());
         }
-        let mem = self.int_malloc(self.main, Tcache(0), TCACHE_STRUCT_SIZE)?;
+        let mem = self.int_malloc(av, Tcache(0), TCACHE_STRUCT_SIZE)?;
         if mem != 0 {
             self.mem.fill(mem, 0, TCACHE_STRUCT_SIZE)?;
             tc.tcache = Tcache(mem);
         }
         Ok(())
+    }
+
+    /// [`Allocator::ensure_tcache`] from the thread's arena, locking it.
+    fn ensure_tcache_locked(&mut self, tc: &mut ThreadCache) -> Res<(), M> {
+        if tc.tcache.exists() || tc.shutting_down {
+            return Ok(());
+        }
+        let av = self.thread_arena(tc)?;
+        self.locked(av, |a| a.ensure_tcache(av, tc))
+    }
+
+    /// Run an allocation `f` in the thread's arena `av` under its lock; if
+    /// it fails, once more in another arena (`arena_get_retry`), where
+    /// `sysmalloc` falls back to `mmap` before giving up.
+    fn in_arena(
+        &mut self,
+        tc: &mut ThreadCache,
+        av: Arena,
+        mut f: impl FnMut(&mut Self, Arena, Tcache) -> Res<usize, M>,
+    ) -> Res<usize, M> {
+        let mem = self.locked(av, |a| {
+            a.ensure_tcache(av, tc)?;
+            f(a, av, tc.tcache)
+        })?;
+        if mem != 0 {
+            return Ok(mem);
+        }
+        let Some(other) = self.retry_arena(tc, av)? else {
+            return Ok(0);
+        };
+        let error = self.last_error;
+        let mem = self.locked(other, |a| f(a, other, tc.tcache))?;
+        if mem == 0 && self.last_error == 0 {
+            self.last_error = error;
+        }
+        Ok(mem)
     }
 
     /// The lock-free half of `malloc`: a chunk from the thread's cache, if it
@@ -108,8 +168,8 @@ impl<M: Memory> Allocator<M> {
 
     /// The arena half of `malloc`, after [`Allocator::malloc_cached`] found nothing.
     pub fn malloc_uncached(&mut self, tc: &mut ThreadCache, bytes: usize) -> Res<usize, M> {
-        self.ensure_tcache(tc)?;
-        self.int_malloc(self.main, tc.tcache, bytes)
+        let av = self.thread_arena(tc)?;
+        self.in_arena(tc, av, |a, av, t| a.int_malloc(av, t, bytes))
     }
 
     /// `malloc`: 0 on failure, with [`Allocator::last_error`] set.
@@ -161,9 +221,23 @@ impl<M: Memory> Allocator<M> {
             return self.munmap_chunk(p);
         }
         let tried = tc.tcache.exists();
-        self.ensure_tcache(tc)?;
-        let av = self.arena_for_chunk(p);
-        self.int_free(av, p, tc.tcache, false, tried)
+        self.ensure_tcache_locked(tc)?;
+        let av = self.arena_for_chunk(p)?;
+        let size = p.size(&self.mem)?;
+        Self::check_free_pointer(&mut self.mem, p, size)?;
+        if !self.mem.try_lock_arena(av.0) {
+            // Another thread holds the arena: leave the chunk for it.
+            if self.mem.defer_free(av.0, p.0)? {
+                return Ok(());
+            }
+            self.mem.lock_arena(av.0);
+        }
+        let r = match self.free_deferred(av) {
+            Ok(()) => self.int_free(av, p, tc.tcache, false, tried),
+            Err(e) => Err(e),
+        };
+        self.mem.unlock_arena(av.0);
+        r
     }
 
     /// `free`.
@@ -185,22 +259,31 @@ impl<M: Memory> Allocator<M> {
             self.last_error = ENOMEM;
             return Ok(0);
         };
-        self.ensure_tcache(tc)?;
+        let av = self.thread_arena(tc)?;
+        self.in_arena(tc, av, |a, av, t| a.calloc_in(av, t, bytes))
+    }
+
+    /// `calloc`'s work in `av` (locked).
+    fn calloc_in(&mut self, av: Arena, tc: Tcache, bytes: usize) -> Res<usize, M> {
         if self.retired {
-            return self.int_malloc(self.main, tc.tcache, bytes);
+            return self.int_malloc(av, tc, bytes);
         }
-        let av = self.main;
         let old_top = av.top(&self.mem)?;
         let mut old_top_size = old_top.size(&self.mem)?;
-        // Memory below the highest break ever reached may be dirty.
-        let maybe_dirty = self
-            .sbrk_base
-            .wrapping_add(av.max_system_mem(&self.mem)?)
-            .wrapping_sub(old_top.0);
+        // Memory that was ever part of the arena may be dirty: below the
+        // highest break reached in the main arena, below the highest
+        // accessible byte in a heap.
+        let maybe_dirty = if av == self.main {
+            self.sbrk_base.wrapping_add(av.max_system_mem(&self.mem)?)
+        } else {
+            let h = crate::heap::Heap::of(old_top.0);
+            h.0 + h.mprotect_size(&self.mem)?
+        }
+        .wrapping_sub(old_top.0);
         if old_top_size < maybe_dirty {
             old_top_size = maybe_dirty;
         }
-        let mem = self.int_malloc(av, tc.tcache, bytes)?;
+        let mem = self.int_malloc(av, tc, bytes)?;
         if mem == 0 {
             return Ok(0);
         }
@@ -238,7 +321,7 @@ impl<M: Memory> Allocator<M> {
         let old_size = oldp.size(&self.mem)?;
         let mmapped = oldp.is_mmapped(&self.mem)?;
         if !mmapped {
-            self.ensure_tcache(tc)?;
+            self.ensure_tcache_locked(tc)?;
         }
         if oldp.0 > old_size.wrapping_neg() || oldp.misaligned() {
             return Err(self.mem.corruption("realloc(): invalid pointer"));
@@ -262,8 +345,19 @@ impl<M: Memory> Allocator<M> {
             self.munmap_chunk(oldp)?;
             return Ok(new_mem);
         }
-        let av = self.arena_for_chunk(oldp);
-        self.int_realloc(av, oldp, old_size, nb, tc.tcache)
+        let av = self.arena_for_chunk(oldp)?;
+        let t = tc.tcache;
+        let new_mem = self.locked(av, |a| a.int_realloc(av, oldp, old_size, nb, t))?;
+        if new_mem != 0 || self.retired {
+            return Ok(new_mem);
+        }
+        // The chunk's arena is out of memory: try the others.
+        let new_mem = self.malloc(tc, bytes)?;
+        if new_mem != 0 {
+            self.mem.copy(new_mem, old_mem, old_size - SIZE_SZ)?;
+            self.free(tc, old_mem)?;
+        }
+        Ok(new_mem)
     }
 
     /// `memalign` (`_mid_memalign`): a non-power-of-two alignment is rounded
@@ -280,7 +374,8 @@ impl<M: Memory> Allocator<M> {
         if !alignment.is_power_of_two() {
             alignment = alignment.next_power_of_two();
         }
-        self.int_memalign(self.main, alignment, bytes, tc.tcache)
+        let av = self.thread_arena(tc)?;
+        self.in_arena(tc, av, |a, av, t| a.int_memalign(av, alignment, bytes, t))
     }
 
     /// `posix_memalign`: `Ok(Ok(ptr))`, or `Ok(Err(errno))` (EINVAL for an
@@ -346,18 +441,33 @@ impl<M: Memory> Allocator<M> {
     /// `mallopt`: consolidate, then apply the setting; `true` on success.
     pub fn mallopt(&mut self, param: i32, value: i32) -> Res<bool, M> {
         if !self.retired {
-            self.consolidate(self.main)?;
+            let main = self.main;
+            self.locked(main, |a| a.consolidate(main))?;
         }
         Ok(self.params.set(param, value))
     }
 
-    /// `malloc_trim`: release the top of each arena above `pad` and the whole
-    /// free pages inside free chunks. Returns whether memory was released.
+    /// `malloc_trim`: in every arena, release the whole free pages inside
+    /// free chunks, and in the main arena the top above `pad`. Returns
+    /// whether memory was released.
     pub fn trim(&mut self, pad: usize) -> Res<bool, M> {
         if self.retired {
             return Ok(false);
         }
-        let av = self.main;
+        let mut released = false;
+        let mut av = self.main;
+        for _ in 0..crate::arena::MAX_ARENAS {
+            released |= self.locked(av, |a| a.trim_arena(av, pad))?;
+            av = av.next(&self.mem)?;
+            if av == self.main || av.0 == 0 {
+                break;
+            }
+        }
+        Ok(released)
+    }
+
+    /// `mtrim`: one arena's share of [`Allocator::trim`] (`av` locked).
+    fn trim_arena(&mut self, av: Arena, pad: usize) -> Res<bool, M> {
         self.consolidate(av)?;
         let page = self.mem.page_size();
         let page_bin = crate::bins::bin_index(page);
@@ -381,7 +491,10 @@ impl<M: Memory> Allocator<M> {
                 p = p.fd(&self.mem)?;
             }
         }
-        Ok(self.systrim(pad, av)? || released)
+        if av == self.main {
+            released |= self.systrim(pad, av)?;
+        }
+        Ok(released)
     }
 
     /// Flush a thread's cache into its arena at thread exit
@@ -391,7 +504,7 @@ impl<M: Memory> Allocator<M> {
         tc.tcache = Tcache(0);
         tc.shutting_down = true;
         if !cache.exists() {
-            return Ok(());
+            return self.detach_thread(tc);
         }
         for idx in 0..TCACHE_MAX_BINS {
             loop {
@@ -408,13 +521,7 @@ impl<M: Memory> Allocator<M> {
                 self.free(tc, e)?;
             }
         }
-        self.free(tc, cache.0)
-    }
-
-    /// The arenas of this instance in use (only the main arena so far;
-    /// none once retired).
-    pub fn arenas(&self) -> impl Iterator<Item = Arena> {
-        let retired = self.retired;
-        core::iter::once(self.main).filter(move |_| !retired)
+        self.free(tc, cache.0)?;
+        self.detach_thread(tc)
     }
 }

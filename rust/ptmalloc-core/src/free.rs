@@ -118,6 +118,9 @@ impl<M: Memory> Allocator<M> {
                 if top_size >= self.params.trim_threshold {
                     self.systrim(self.params.top_pad, av)?;
                 }
+            } else {
+                let heap = crate::heap::Heap::of(av.top(&self.mem)?.0);
+                self.heap_trim(heap, self.params.top_pad)?;
             }
         }
         Ok(())

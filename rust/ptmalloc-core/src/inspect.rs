@@ -4,8 +4,9 @@
 
 use crate::bins::{bin_index, fastbin_index, in_smallbin_range};
 use crate::chunk::{is_aligned, reveal_ptr, Chunk, MINSIZE, PREV_INUSE, SIZE_BITS};
+use crate::heap::Heap;
 use crate::memory::Memory;
-use crate::state::{NBINS, NFASTBINS};
+use crate::state::{Arena, NBINS, NFASTBINS};
 use crate::tcache::{csize2tidx, Tcache, TCACHE_MAX_BINS};
 use crate::{Allocator, Res};
 
@@ -77,15 +78,54 @@ impl<M: Memory> Allocator<M> {
 
     /// Visit every chunk of the main heap, from its start up to and including
     /// the top chunk. Stops early with a [`Violation`] at a size that cannot be right.
-    pub fn walk_heap(&self, mut f: impl FnMut(HeapChunk)) -> Res<Result<(), Violation>, M> {
+    pub fn walk_heap(&self, f: impl FnMut(HeapChunk)) -> Res<Result<(), Violation>, M> {
+        self.walk_arena(self.main, f)
+    }
+
+    /// Visit every chunk of arena `av`: the main heap, or each heap of a
+    /// non-main arena (newest first; the older ones up to their fence posts,
+    /// which are visited too).
+    pub fn walk_arena(&self, av: Arena, mut f: impl FnMut(HeapChunk)) -> Res<Result<(), Violation>, M> {
         let m = &self.mem;
-        let av = self.main;
         let top = av.top(m)?;
-        let start = self.heap_start();
-        if start == 0 {
-            return Ok(Ok(()));
+        if av == self.main {
+            let start = self.heap_start();
+            if start == 0 {
+                return Ok(Ok(()));
+            }
+            return self.walk_segment(Chunk(start), top, usize::MAX, &mut f);
         }
-        let mut p = Chunk(start);
+        let mut heap = Some(Heap::of(top.0));
+        let mut n = 0;
+        while let Some(h) = heap {
+            let first = h.first_chunk(m)?;
+            let end = h.0 + h.size(m)?;
+            if let Err(v) = self.walk_segment(first, top, end, &mut f)? {
+                return Ok(Err(v));
+            }
+            n += 1;
+            heap = if n < crate::arena::MAX_ARENAS {
+                h.prev(m)?
+            } else {
+                None
+            };
+        }
+        Ok(Ok(()))
+    }
+
+    /// Walk chunks from `start` to the top or, in an older heap, to the
+    /// end marker (a header of size 0) before `end`.
+    fn walk_segment(
+        &self,
+        start: Chunk,
+        top: Chunk,
+        end: usize,
+        f: &mut impl FnMut(HeapChunk),
+    ) -> Res<Result<(), Violation>, M> {
+        let m = &self.mem;
+        let top_here = top.0 >= start.0 && top.0 < end;
+        let limit = if top_here { top.0 } else { end };
+        let mut p = start;
         loop {
             let raw = p.size_field(m)?;
             let size = raw & !SIZE_BITS;
@@ -99,13 +139,25 @@ impl<M: Memory> Allocator<M> {
                 });
                 return Ok(Ok(()));
             }
-            if size < MINSIZE || !is_aligned(size) || p.0 > top.0 || p.plus(size).0 > top.0 {
+            if !top_here && size == 0 {
+                // The end marker of an older heap.
+                f(HeapChunk {
+                    chunk: p,
+                    size,
+                    flags: raw & SIZE_BITS,
+                    in_use: true,
+                    is_top: false,
+                });
+                return Ok(Ok(()));
+            }
+            let fence = !top_here && size == crate::chunk::CHUNK_HDR_SZ;
+            if (size < MINSIZE && !fence) || !is_aligned(size) || p.0 > limit || p.plus(size).0 > limit {
                 return Ok(Err(Violation {
                     what: "chunk size out of bounds in heap walk",
                     addr: p.0,
                 }));
             }
-            let in_use = p.inuse_at(m, size)?;
+            let in_use = fence || p.inuse_at(m, size)?;
             f(HeapChunk {
                 chunk: p,
                 size,
@@ -125,17 +177,28 @@ impl<M: Memory> Allocator<M> {
         &self,
         tcaches: &[Tcache],
         limit: usize,
+        f: impl FnMut(BinKind, usize, Chunk),
+    ) -> Res<Result<(), Violation>, M> {
+        self.walk_arena_bins(self.main, tcaches, limit, f)
+    }
+
+    /// [`Allocator::walk_bins`] for arena `av`.
+    pub fn walk_arena_bins(
+        &self,
+        av: Arena,
+        tcaches: &[Tcache],
+        limit: usize,
         mut f: impl FnMut(BinKind, usize, Chunk),
     ) -> Res<Result<(), Violation>, M> {
         let m = &self.mem;
-        let av = self.main;
         for tc in tcaches.iter().filter(|t| t.exists()) {
             for idx in 0..TCACHE_MAX_BINS {
                 let mut e = tc.entry(m, idx)?;
                 let mut n = 0;
                 while e != 0 {
                     n += 1;
-                    if n > limit {
+                    // Counts are u16; a bin may hold other arenas' chunks.
+                    if n > limit.max(u16::MAX as usize) {
                         return Ok(Err(Violation {
                             what: "tcache list too long (cycle?)",
                             addr: e,
@@ -191,13 +254,19 @@ impl<M: Memory> Allocator<M> {
     /// and tcache chunks look in use and sit in the right bin, and the
     /// numbers of free chunks seen by the walk and by the bins agree.
     pub fn check_heap(&self, tcaches: &[Tcache]) -> Res<Result<HeapSummary, Violation>, M> {
+        self.check_arena(self.main, tcaches)
+    }
+
+    /// [`Allocator::check_heap`] for arena `av`; the tcaches' chunks of
+    /// other arenas are skipped.
+    pub fn check_arena(&self, av: Arena, tcaches: &[Tcache]) -> Res<Result<HeapSummary, Violation>, M> {
         let m = &self.mem;
-        let av = self.main;
+        let is_main = av == self.main;
         let mut s = HeapSummary::default();
         let mut free_by_tags = 0usize;
         let mut prev_free = false;
         let mut bad: Option<Violation> = None;
-        let walked = self.walk_heap(|c| {
+        let walked = self.walk_arena(av, |c| {
             if bad.is_some() {
                 return;
             }
@@ -208,8 +277,19 @@ impl<M: Memory> Allocator<M> {
                     addr: c.chunk.0,
                 })
             };
-            if c.flags & !PREV_INUSE != 0 {
-                bad = v("main-arena chunk with M or A bit");
+            if c.size == 0 || (!is_main && c.size == crate::chunk::CHUNK_HDR_SZ && c.in_use) {
+                // Fence posts at the end of an older heap.
+                s.chunks -= 1;
+                prev_free = false;
+                return;
+            }
+            let allowed = if is_main {
+                PREV_INUSE
+            } else {
+                PREV_INUSE | crate::chunk::NON_MAIN_ARENA
+            };
+            if c.flags & !allowed != 0 {
+                bad = v("chunk with M bit, or A bit in the main arena");
             } else if c.is_top {
                 s.top_size = c.size;
                 if prev_free {
@@ -234,7 +314,7 @@ impl<M: Memory> Allocator<M> {
         }
         // Free chunks' feet.
         let mut foot_bad = None;
-        self.walk_heap(|c| {
+        self.walk_arena(av, |c| {
             if foot_bad.is_none() && !c.in_use && !c.is_top {
                 match c.chunk.plus(c.size).prev_size(m) {
                     Ok(ps) if ps == c.size => {}
@@ -257,12 +337,25 @@ impl<M: Memory> Allocator<M> {
         let heap_lo = self.heap_start();
         let top = av.top(m)?;
         let mut bin_bad = None;
-        let walked = self.walk_bins(tcaches, limit, |kind, idx, c| {
+        let walked = self.walk_arena_bins(av, tcaches, limit, |kind, idx, c| {
             if bin_bad.is_some() {
                 return;
             }
             let v = |what| Some(Violation { what, addr: c.0 });
-            if c.0 < heap_lo || c.0 >= top.0 {
+            let chunk_arena = if is_main || kind == BinKind::Tcache {
+                self.arena_for_chunk(c).ok()
+            } else {
+                Heap::of(c.0).arena(m).ok()
+            };
+            if kind == BinKind::Tcache && chunk_arena != Some(av) {
+                return;
+            }
+            let outside = if is_main {
+                c.0 < heap_lo || c.0 >= top.0
+            } else {
+                chunk_arena != Some(av)
+            };
+            if outside {
                 bin_bad = v("free-list chunk outside the heap");
                 return;
             }
@@ -309,7 +402,7 @@ impl<M: Memory> Allocator<M> {
                         }
                     }
                     if bin_bad.is_none() && kind == BinKind::Large && !in_smallbin_range(size) {
-                        bin_bad = self.check_nextsize(c, idx).err();
+                        bin_bad = self.check_nextsize(av, c, idx).err();
                     }
                     last = Some((idx, c));
                 }
@@ -332,10 +425,10 @@ impl<M: Memory> Allocator<M> {
 
     /// The nextsize links of a large-bin chunk: the first chunk of each size
     /// is on a circular list of distinct sizes; the others have null links.
-    fn check_nextsize(&self, c: Chunk, idx: usize) -> Result<(), Violation> {
+    fn check_nextsize(&self, av: Arena, c: Chunk, idx: usize) -> Result<(), Violation> {
         let m = &self.mem;
         let bad = |what| Violation { what, addr: c.0 };
-        let bin = self.main.bin_at(idx);
+        let bin = av.bin_at(idx);
         let (Ok(size), Ok(bk), Ok(fdn), Ok(bkn)) = (c.size(m), c.bk(m), c.fd_nextsize(m), c.bk_nextsize(m))
         else {
             return Err(bad("unreadable nextsize links"));

@@ -14,6 +14,8 @@
 //! - [`tcache`]: the per-thread cache;
 //! - `malloc`, `free`, `sysmalloc`, `resize`: `_int_malloc`, `_int_free` and
 //!   consolidation, growth and trimming, realloc and memalign;
+//! - [`arena`], [`heap`]: arenas beyond the main one, on heaps aligned to
+//!   their size; binding threads to arenas; the arena of a chunk;
 //! - [`api`]: the glibc front ends (`__libc_malloc` and friends);
 //! - [`params`]: tunables and `mallopt`;
 //! - [`stats`]: `mallinfo2`, `malloc_stats`, `malloc_info`;
@@ -22,9 +24,11 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod arena;
 pub mod bins;
 pub mod chunk;
 mod free;
+pub mod heap;
 pub mod inspect;
 mod malloc;
 pub mod memory;

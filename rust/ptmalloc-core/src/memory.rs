@@ -58,4 +58,69 @@ pub unsafe trait Memory {
     fn discard(&mut self, addr: usize, len: usize);
     /// The system page size.
     fn page_size(&self) -> usize;
+
+    /// Reserve `max` bytes aligned to `max` (a power of two) for a non-main
+    /// arena's heap, of which the first `size` are read-write and zeroed and
+    /// the rest inaccessible until [`Memory::extend_heap`]; `None` on failure.
+    /// Released with [`Memory::munmap`]`(base, max)`.
+    fn map_heap(&mut self, max: usize, size: usize) -> Option<usize> {
+        let _ = (max, size);
+        None
+    }
+    /// Make the first `size` bytes of the heap at `base` read-write (they
+    /// were read-write or inaccessible and untouched: zero).
+    fn extend_heap(&mut self, base: usize, size: usize) -> bool {
+        let _ = (base, size);
+        false
+    }
+
+    // The platform's concurrency. A source used by one thread at a time
+    // keeps these defaults: no locks, nothing deferred.
+
+    /// Wait for and take arena `av`'s lock.
+    #[inline(always)]
+    fn lock_arena(&self, av: usize) {
+        let _ = av;
+    }
+    /// Take arena `av`'s lock if it is free.
+    #[inline(always)]
+    fn try_lock_arena(&self, av: usize) -> bool {
+        let _ = av;
+        true
+    }
+    /// Release arena `av`'s lock.
+    #[inline(always)]
+    fn unlock_arena(&self, av: usize) {
+        let _ = av;
+    }
+    /// Take the lock of the list of arenas (creation, binding, free list).
+    #[inline(always)]
+    fn lock_arena_list(&self) {}
+    /// Release the lock of the list of arenas.
+    #[inline(always)]
+    fn unlock_arena_list(&self) {}
+    /// A free of chunk `chunk` found its arena `av` locked by another
+    /// thread: the source may queue the chunk for whoever next holds the
+    /// lock (`true`), instead of the caller waiting for the lock.
+    #[inline(always)]
+    fn defer_free(&mut self, av: usize, chunk: usize) -> Result<bool, Self::Error> {
+        let _ = (av, chunk);
+        Ok(false)
+    }
+    /// Take the chunks queued for `av` (called with `av`'s lock held): the
+    /// first chunk of a chain linked through each chunk's `fd` word, or 0.
+    #[inline(always)]
+    fn take_deferred(&mut self, av: usize) -> Result<usize, Self::Error> {
+        let _ = av;
+        Ok(0)
+    }
+    /// Order the writes before it before those after it, as seen by other
+    /// threads reading without a lock (a new arena is initialised, then
+    /// linked into the list that statistics walk).
+    #[inline(always)]
+    fn release_fence(&self) {}
+    /// Processors available, for the default arena limit (8 per core).
+    fn cpu_count(&self) -> usize {
+        1
+    }
 }

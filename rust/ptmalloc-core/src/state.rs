@@ -13,8 +13,13 @@
 //!                       112 + (i-1)*16 - 16, whose fd/bk overlay the pair
 //! 2144 binmap[4]        u32 bitmap of possibly non-empty bins
 //! 2160 next, next_free, attached_threads, system_mem, max_system_mem
-//! 2200 (size)
+//! 2200 (size of glibc's struct)
+//! 2200 deferred         ours: chunks other threads queued for this arena
 //! ```
+//!
+//! The main arena's storage also holds the instance's arena bookkeeping
+//! (glibc keeps it in statics): the free list, the arena count, the arena
+//! to reuse next, and whether a thread took the main arena yet.
 
 use crate::chunk::{Chunk, CHUNK_HDR_SZ, SIZE_SZ};
 use crate::memory::Memory;
@@ -43,11 +48,22 @@ const MAX_SYSTEM_MEM: usize = SYSTEM_MEM + SIZE_SZ;
 /// Bytes of a `malloc_state` (`sizeof (struct malloc_state)`).
 pub const ARENA_STATE_SIZE: usize = MAX_SYSTEM_MEM + SIZE_SZ;
 
+/// Where each arena keeps the head of its deferred frees (our extension).
+const DEFERRED: usize = ARENA_STATE_SIZE;
+/// Bytes of an arena's state: glibc's struct and our extension.
+pub const ARENA_SIZE: usize = DEFERRED + SIZE_SZ;
+const FREE_LIST: usize = ARENA_SIZE;
+const NARENAS: usize = FREE_LIST + SIZE_SZ;
+const NEXT_TO_USE: usize = NARENAS + SIZE_SZ;
+const MAIN_CLAIMED: usize = NEXT_TO_USE + SIZE_SZ;
+/// Bytes the memory source backs at the main arena's address.
+pub const MAIN_ARENA_STORAGE: usize = MAIN_CLAIMED + SIZE_SZ;
+
 /// The arena's memory is not one contiguous `brk` region.
 const NONCONTIGUOUS_BIT: u32 = 2;
 
-/// The address of an arena's `malloc_state`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// The address of an arena's `malloc_state` (0: none).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Arena(pub usize);
 
 impl Arena {
@@ -194,6 +210,21 @@ impl Arena {
         m.write(self.0 + NEXT, a.0)
     }
 
+    /// The next arena on the list of arenas no thread is attached to.
+    pub fn next_free<M: Memory>(self, m: &M) -> Res<Arena, M> {
+        Ok(Arena(m.read(self.0 + NEXT_FREE)?))
+    }
+
+    /// Link the next arena of the free list.
+    pub fn set_next_free<M: Memory>(self, m: &mut M, a: Arena) -> Res<(), M> {
+        m.write(self.0 + NEXT_FREE, a.0)
+    }
+
+    /// The address of the head of this arena's deferred frees.
+    pub const fn deferred_slot(self) -> usize {
+        self.0 + DEFERRED
+    }
+
     /// Threads attached to this arena.
     pub fn attached_threads<M: Memory>(self, m: &M) -> Res<usize, M> {
         m.read(self.0 + ATTACHED_THREADS)
@@ -207,7 +238,7 @@ impl Arena {
     /// Initialise a zeroed `malloc_state` (`malloc_init_state`): every bin
     /// empty, top the unsorted header (size 0), non-main arenas non-contiguous.
     pub fn init<M: Memory>(self, m: &mut M, is_main: bool) -> Res<(), M> {
-        m.fill(self.0, 0, ARENA_STATE_SIZE)?;
+        m.fill(self.0, 0, if is_main { MAIN_ARENA_STORAGE } else { ARENA_SIZE })?;
         for i in 1..NBINS {
             let b = self.bin_at(i);
             b.set_fd(m, b)?;
@@ -220,6 +251,49 @@ impl Arena {
         self.set_next(m, self)?;
         self.set_attached_threads(m, 1)?;
         self.set_top(m, self.unsorted())
+    }
+}
+
+/// The instance's arena bookkeeping, kept in the main arena's storage.
+impl Arena {
+    /// The first arena no thread is attached to (0: none).
+    pub fn free_list<M: Memory>(self, m: &M) -> Res<Arena, M> {
+        Ok(Arena(m.read(self.0 + FREE_LIST)?))
+    }
+
+    /// Set the head of the free list.
+    pub fn set_free_list<M: Memory>(self, m: &mut M, a: Arena) -> Res<(), M> {
+        m.write(self.0 + FREE_LIST, a.0)
+    }
+
+    /// Arenas made so far besides the main one.
+    pub fn extra_arenas<M: Memory>(self, m: &M) -> Res<usize, M> {
+        m.read(self.0 + NARENAS)
+    }
+
+    /// Set the count of arenas besides the main one.
+    pub fn set_extra_arenas<M: Memory>(self, m: &mut M, n: usize) -> Res<(), M> {
+        m.write(self.0 + NARENAS, n)
+    }
+
+    /// The arena a thread that must share one looks at first (0: main).
+    pub fn next_to_use<M: Memory>(self, m: &M) -> Res<Arena, M> {
+        Ok(Arena(m.read(self.0 + NEXT_TO_USE)?))
+    }
+
+    /// Set the arena shared next.
+    pub fn set_next_to_use<M: Memory>(self, m: &mut M, a: Arena) -> Res<(), M> {
+        m.write(self.0 + NEXT_TO_USE, a.0)
+    }
+
+    /// Whether a thread already took the main arena.
+    pub fn main_claimed<M: Memory>(self, m: &M) -> Res<bool, M> {
+        Ok(m.read(self.0 + MAIN_CLAIMED)? != 0)
+    }
+
+    /// Record that a thread took the main arena.
+    pub fn set_main_claimed<M: Memory>(self, m: &mut M) -> Res<(), M> {
+        m.write(self.0 + MAIN_CLAIMED, 1)
     }
 }
 

@@ -70,6 +70,12 @@ pub struct HeapInfo {
     pub system_mem: usize,
     /// Most bytes ever obtained from the system.
     pub max_system_mem: usize,
+    /// Address space: the heaps' sizes (system_mem for the main arena).
+    pub aspace: usize,
+    /// Address space made accessible (system_mem for the main arena).
+    pub aspace_mprotect: usize,
+    /// Heaps of a non-main arena (none for the main arena).
+    pub subheaps: Option<usize>,
 }
 
 impl<M: Memory> Allocator<M> {
@@ -118,11 +124,19 @@ impl<M: Memory> Allocator<M> {
         Ok(())
     }
 
+    /// [`Allocator::add_arena_info`] with `av` locked.
+    fn add_arena_info_locked(&self, av: Arena, mi: &mut Mallinfo2) -> Res<(), M> {
+        self.mem.lock_arena(av.0);
+        let r = self.add_arena_info(av, mi);
+        self.mem.unlock_arena(av.0);
+        r
+    }
+
     /// `mallinfo2`, summed over all arenas.
     pub fn mallinfo2(&self) -> Res<Mallinfo2, M> {
         let mut mi = Mallinfo2::default();
         for av in self.arenas() {
-            self.add_arena_info(av, &mut mi)?;
+            self.add_arena_info_locked(av, &mut mi)?;
         }
         Ok(mi)
     }
@@ -138,7 +152,7 @@ impl<M: Memory> Allocator<M> {
         let mut in_use = system;
         for (i, av) in self.arenas().enumerate() {
             let mut mi = Mallinfo2::default();
-            if self.add_arena_info(av, &mut mi).is_err() {
+            if self.add_arena_info_locked(av, &mut mi).is_err() {
                 return Err(fmt::Error);
             }
             writeln!(w, "Arena {}:", i)?;
@@ -154,9 +168,34 @@ impl<M: Memory> Allocator<M> {
         writeln!(w, "max mmap bytes   = {:>10}", self.mmaps.max_bytes)
     }
 
-    /// Gather `malloc_info`'s numbers for one arena.
+    /// Gather `malloc_info`'s numbers for one arena, with the arena locked.
     pub fn heap_info(&self, av: Arena) -> Res<HeapInfo, M> {
+        self.mem.lock_arena(av.0);
+        let r = self.heap_info_unlocked(av);
+        self.mem.unlock_arena(av.0);
+        r
+    }
+
+    fn heap_info_unlocked(&self, av: Arena) -> Res<HeapInfo, M> {
         let m = &self.mem;
+        let system_mem = av.system_mem(m)?;
+        // A non-main arena's address space is its heaps, each counted whole.
+        let (mut aspace, mut mprotect, mut subheaps) = (system_mem, system_mem, None);
+        if av != self.main {
+            let (mut total, mut prot, mut n) = (0, 0, 0);
+            let mut h = Some(crate::heap::Heap::of(av.top(m)?.0));
+            while let Some(heap) = h {
+                n += 1;
+                total += heap.size(m)?;
+                prot += heap.mprotect_size(m)?;
+                h = if n < crate::arena::MAX_ARENAS {
+                    heap.prev(m)?
+                } else {
+                    None
+                };
+            }
+            (aspace, mprotect, subheaps) = (total, prot, Some(n));
+        }
         let mut info = HeapInfo {
             sizes: [SizeRow::default(); SIZE_ROWS],
             fast_count: 0,
@@ -164,8 +203,11 @@ impl<M: Memory> Allocator<M> {
             // glibc counts the top chunk among the "rest".
             rest_count: 1,
             rest_bytes: av.top(m)?.size(m)?,
-            system_mem: av.system_mem(m)?,
+            system_mem,
             max_system_mem: av.max_system_mem(m)?,
+            aspace,
+            aspace_mprotect: mprotect,
+            subheaps,
         };
         for idx in 0..NFASTBINS {
             let mut p = av.fastbin(m, idx)?;
@@ -211,15 +253,16 @@ impl<M: Memory> Allocator<M> {
 }
 
 /// Write `malloc_info`'s XML (glibc's schema) for the given arenas.
-pub fn write_malloc_info<'a, W: Write>(
+pub fn write_malloc_info<W: Write, H: core::borrow::Borrow<HeapInfo>>(
     w: &mut W,
-    heaps: impl Iterator<Item = &'a HeapInfo>,
+    heaps: impl Iterator<Item = H>,
     mmaps: MmapStats,
 ) -> fmt::Result {
     w.write_str("<malloc version=\"1\">\n")?;
     let (mut fast_count, mut fast_bytes, mut rest_count, mut rest_bytes) = (0, 0, 0, 0);
-    let (mut system, mut max_system, mut aspace) = (0, 0, 0);
+    let (mut system, mut max_system, mut aspace, mut aspace_mprotect) = (0, 0, 0, 0);
     for (n, h) in heaps.enumerate() {
+        let h: &HeapInfo = h.borrow();
         write!(w, "<heap nr=\"{}\">\n<sizes>\n", n)?;
         for (i, row) in h.sizes.iter().enumerate() {
             if row.count != 0 && i != NFASTBINS {
@@ -248,16 +291,21 @@ pub fn write_malloc_info<'a, W: Write>(
         )?;
         write!(
             w,
-            "<aspace type=\"total\" size=\"{0}\"/>\n<aspace type=\"mprotect\" size=\"{0}\"/>\n</heap>\n",
-            h.system_mem
+            "<aspace type=\"total\" size=\"{}\"/>\n<aspace type=\"mprotect\" size=\"{}\"/>\n",
+            h.aspace, h.aspace_mprotect
         )?;
+        if let Some(n) = h.subheaps {
+            writeln!(w, "<aspace type=\"subheaps\" size=\"{}\"/>", n)?;
+        }
+        w.write_str("</heap>\n")?;
         fast_count += h.fast_count;
         fast_bytes += h.fast_bytes;
         rest_count += h.rest_count;
         rest_bytes += h.rest_bytes;
         system += h.system_mem;
         max_system += h.max_system_mem;
-        aspace += h.system_mem;
+        aspace += h.aspace;
+        aspace_mprotect += h.aspace_mprotect;
     }
     write!(
         w,
@@ -278,6 +326,6 @@ pub fn write_malloc_info<'a, W: Write>(
         system,
         max_system,
         aspace,
-        aspace
+        aspace_mprotect
     )
 }

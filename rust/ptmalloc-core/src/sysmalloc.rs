@@ -53,23 +53,28 @@ impl<M: Memory> Allocator<M> {
             return Ok(0);
         };
         if av != self.main {
-            // Non-main arenas grow their heaps; until they exist, fall back to mmap.
-            if !tried_mmap {
-                let mem = self.mmap_chunk(nb, page)?;
-                if mem != 0 {
-                    return Ok(mem);
+            // A non-main arena grows its heap or starts another; failing
+            // that, a chunk of its own.
+            if !self.grow_non_main(nb, av, tc)? {
+                if !tried_mmap {
+                    let mem = self.mmap_chunk(nb, page)?;
+                    if mem != 0 {
+                        return Ok(mem);
+                    }
                 }
+                self.last_error = ENOMEM;
+                return Ok(0);
             }
-            self.last_error = ENOMEM;
-            return Ok(0);
+        } else {
+            self.grow_main(nb, av, tc, page)?;
         }
-        self.grow_main(nb, av, tc, page)?;
         let top = av.top(&self.mem)?;
         let size = top.size(&self.mem)?;
         if size >= nb + MINSIZE {
             let rest = top.plus(nb);
+            let bit = self.arena_bit(av);
             av.set_top(&mut self.mem, rest)?;
-            top.set_head(&mut self.mem, nb | PREV_INUSE)?;
+            top.set_head(&mut self.mem, nb | PREV_INUSE | bit)?;
             rest.set_head(&mut self.mem, (size - nb) | PREV_INUSE)?;
             return Ok(top.mem());
         }

@@ -38,6 +38,8 @@ pub enum SimError {
 struct Region {
     base: usize,
     bytes: Vec<u8>,
+    /// Address space held, accessible or not (a heap's reservation).
+    reserved: usize,
 }
 
 impl Region {
@@ -71,11 +73,13 @@ impl SimMemory {
             heap: Region {
                 base: HEAP_BASE,
                 bytes: Vec::new(),
+                reserved: 0,
             },
             heap_limit: 1 << 30,
             libc: Region {
                 base: LIBC_DATA,
                 bytes: vec![0; 2 * PAGE],
+                reserved: 2 * PAGE,
             },
             maps: Vec::new(),
             mmap_next: MMAP_TOP,
@@ -198,7 +202,7 @@ unsafe impl Memory for SimMemory {
     }
 
     fn mmap(&mut self, len: usize) -> Option<usize> {
-        let used: usize = self.maps.iter().map(|r| r.bytes.len()).sum();
+        let used: usize = self.maps.iter().map(|r| r.reserved).sum();
         if len == 0 || len % PAGE != 0 || used + len > self.mmap_limit {
             return None;
         }
@@ -210,16 +214,13 @@ unsafe impl Memory for SimMemory {
         self.maps.push(Region {
             base,
             bytes: vec![0; len],
+            reserved: len,
         });
         Some(base)
     }
 
     fn munmap(&mut self, addr: usize, len: usize) -> bool {
-        match self
-            .maps
-            .iter()
-            .position(|r| r.base == addr && r.bytes.len() == len)
-        {
+        match self.maps.iter().position(|r| r.base == addr && r.reserved == len) {
             Some(i) => {
                 self.maps.swap_remove(i);
                 true
@@ -232,9 +233,10 @@ unsafe impl Memory for SimMemory {
         let i = self
             .maps
             .iter()
-            .position(|r| r.base == addr && r.bytes.len() == old_len)?;
+            .position(|r| r.base == addr && r.reserved == old_len && r.bytes.len() == old_len)?;
         if new_len <= old_len {
             self.maps[i].bytes.truncate(new_len);
+            self.maps[i].reserved = new_len;
             return Some(addr);
         }
         let new_base = self.mmap(new_len)?;
@@ -254,5 +256,35 @@ unsafe impl Memory for SimMemory {
 
     fn page_size(&self) -> usize {
         PAGE
+    }
+
+    fn map_heap(&mut self, max: usize, size: usize) -> Option<usize> {
+        let used: usize = self.maps.iter().map(|r| r.reserved).sum();
+        if size == 0 || size > max || size % PAGE != 0 || used + max > self.mmap_limit {
+            return None;
+        }
+        let base = self.mmap_next.checked_sub(max)? & !(max - 1);
+        if base <= self.heap.base + self.heap_limit {
+            return None;
+        }
+        self.mmap_next = base;
+        self.maps.push(Region {
+            base,
+            bytes: vec![0; size],
+            reserved: max,
+        });
+        Some(base)
+    }
+
+    fn extend_heap(&mut self, base: usize, size: usize) -> bool {
+        match self.maps.iter_mut().find(|r| r.base == base) {
+            Some(r) if size <= r.reserved => {
+                if size > r.bytes.len() {
+                    r.bytes.resize(size, 0);
+                }
+                true
+            }
+            _ => false,
+        }
     }
 }

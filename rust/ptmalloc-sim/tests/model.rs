@@ -184,6 +184,12 @@ impl Model {
         let caches: Vec<Tcache> = self.threads.iter().map(|t| t.tcache).collect();
         let summary = self.heap.check_heap(&caches).unwrap();
         let summary = summary.unwrap_or_else(|v| panic!("step {step}: heap invariant broken: {v:?}"));
+        // The threads' other arenas, on heaps of their own.
+        for av in self.heap.arenas().skip(1) {
+            if let Err(v) = self.heap.check_arena(av, &caches).unwrap() {
+                panic!("step {step}: invariant broken in arena {:#x}: {v:?}", av.0);
+            }
+        }
         let mut seen = HashSet::new();
         self.heap
             .walk_bins(&caches, 1 << 20, |kind, _, c| {
