@@ -11,7 +11,7 @@ use ptmalloc_core::Allocator;
 
 use crate::os::{Abandoned, RawMemory};
 use crate::output::{Sink, Writer};
-use crate::process::{lock, publish, tcache_config, thread, with_lock};
+use crate::process::{tcache_config, thread, with_alloc, with_params};
 
 /// `M_MXFAST`: largest request served by fastbins (0 to 160).
 #[cfg(not(feature = "system-malloc-h"))]
@@ -161,7 +161,7 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 
 #[cold]
 fn malloc_slow(size: usize) -> *mut c_void {
-    let (p, err) = with_lock(|a, tc| a.malloc_uncached(tc, size));
+    let (p, err) = with_alloc(|a, tc| a.malloc_uncached(tc, size));
     result(p, err)
 }
 
@@ -186,7 +186,7 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 fn free_slow(p: ptmalloc_core::Chunk) {
     let saved = errno();
     // An abandoned free leaves the chunk where it is (MALLOC_CHECK_ 0 or 1).
-    let _ = with_lock(|a, tc| a.free_uncached(tc, p));
+    let _ = with_alloc(|a, tc| a.free_uncached(tc, p));
     set_errno(saved);
 }
 
@@ -194,7 +194,7 @@ fn free_slow(p: ptmalloc_core::Chunk) {
 /// product fails with `ENOMEM`.
 #[no_mangle]
 pub extern "C" fn calloc(nmemb: usize, size: usize) -> *mut c_void {
-    let (p, err) = with_lock(|a, tc| a.calloc(tc, nmemb, size));
+    let (p, err) = with_alloc(|a, tc| a.calloc(tc, nmemb, size));
     result(p, err)
 }
 
@@ -214,7 +214,7 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
         unsafe { free(ptr) };
         return core::ptr::null_mut();
     }
-    let (p, err) = with_lock(|a, tc| a.realloc_block(tc, ptr as usize, size));
+    let (p, err) = with_alloc(|a, tc| a.realloc_block(tc, ptr as usize, size));
     result(p, err)
 }
 
@@ -236,14 +236,14 @@ pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, nmemb: usize, size: usiz
 /// alignment is rounded up to the next power of two).
 #[no_mangle]
 pub extern "C" fn memalign(alignment: usize, size: usize) -> *mut c_void {
-    let (p, err) = with_lock(|a, tc| a.memalign(tc, alignment, size));
+    let (p, err) = with_alloc(|a, tc| a.memalign(tc, alignment, size));
     result(p, err)
 }
 
 /// C11 `aligned_alloc`: `alignment` must be a power of two (else `EINVAL`).
 #[no_mangle]
 pub extern "C" fn aligned_alloc(alignment: usize, size: usize) -> *mut c_void {
-    let (p, err) = with_lock(|a, tc| a.aligned_alloc(tc, alignment, size));
+    let (p, err) = with_alloc(|a, tc| a.aligned_alloc(tc, alignment, size));
     result(p, err)
 }
 
@@ -256,7 +256,7 @@ pub extern "C" fn aligned_alloc(alignment: usize, size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(memptr: *mut *mut c_void, alignment: usize, size: usize) -> c_int {
     let saved = errno();
-    let (r, _) = with_lock(|a, tc| a.posix_memalign(tc, alignment, size));
+    let (r, _) = with_alloc(|a, tc| a.posix_memalign(tc, alignment, size));
     set_errno(saved);
     match r.unwrap_or(Err(libc::ENOMEM)) {
         Ok(p) => {
@@ -271,14 +271,14 @@ pub unsafe extern "C" fn posix_memalign(memptr: *mut *mut c_void, alignment: usi
 /// Page-aligned allocation.
 #[no_mangle]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
-    let (p, err) = with_lock(|a, tc| a.valloc(tc, size));
+    let (p, err) = with_alloc(|a, tc| a.valloc(tc, size));
     result(p, err)
 }
 
 /// Page-aligned allocation of whole pages.
 #[no_mangle]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    let (p, err) = with_lock(|a, tc| a.pvalloc(tc, size));
+    let (p, err) = with_alloc(|a, tc| a.pvalloc(tc, size));
     result(p, err)
 }
 
@@ -319,16 +319,13 @@ pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, _alignment: usize,
 /// Set a parameter (`M_*`); returns 1 on success, 0 for a bad value.
 #[no_mangle]
 pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
-    let mut g = lock();
-    let r = g.mallopt(param, value).unwrap_or(false);
-    publish(&g);
-    r as c_int
+    with_params(|a| a.mallopt(param, value).unwrap_or(false)) as c_int
 }
 
 /// Statistics with `size_t` fields.
 #[no_mangle]
 pub extern "C" fn mallinfo2() -> mallinfo2 {
-    let (mi, _) = with_lock(|a, _| a.mallinfo2());
+    let (mi, _) = with_alloc(|a, _| a.mallinfo2());
     mi.unwrap_or_default().into()
 }
 
@@ -355,7 +352,7 @@ pub extern "C" fn mallinfo() -> mallinfo {
 /// any memory was released.
 #[no_mangle]
 pub extern "C" fn malloc_trim(pad: usize) -> c_int {
-    let (released, _) = with_lock(|a, _| a.trim(pad));
+    let (released, _) = with_alloc(|a, _| a.trim(pad));
     released.unwrap_or(false) as c_int
 }
 
@@ -369,10 +366,7 @@ pub extern "C" fn malloc_stats() {
 pub fn print_stats() {
     let saved = errno();
     let mut w = Writer::new(Sink::Fd(2));
-    {
-        let g = lock();
-        let _ = g.write_malloc_stats(&mut w);
-    }
+    let _ = with_alloc(|a, _| Ok(a.write_malloc_stats(&mut w)));
     w.flush();
     set_errno(saved);
 }
@@ -388,17 +382,13 @@ pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_i
     if options != 0 {
         return libc::EINVAL;
     }
-    // Gather under the lock, write after: stdio may call malloc.
-    let (info, mmaps) = {
-        let g = lock();
-        let mut info = None;
-        for av in g.arenas() {
-            info = g.heap_info(av).ok();
-        }
-        (info, g.mmaps)
-    };
+    // Each arena's numbers are gathered under its lock, and written after
+    // it is released: stdio may call malloc.
     let mut w = Writer::new(Sink::File(fp));
-    let _ = write_malloc_info(&mut w, info.iter(), mmaps);
+    let _ = with_alloc(|a, _| {
+        let heaps = a.arenas().map_while(|av| a.heap_info(av).ok());
+        Ok(write_malloc_info(&mut w, heaps, a.mmaps))
+    });
     let _ = w.write_str("");
     if w.flush() {
         0

@@ -3,7 +3,9 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-/// The arena lock.
+/// A lock (an arena's, the arena list's, the instance's). Transparent, so
+/// that an arena's lock can live in the first word of its state.
+#[repr(transparent)]
 pub struct Lock(AtomicU32);
 
 impl Default for Lock {
@@ -28,6 +30,16 @@ impl Lock {
         {
             self.lock_contended();
         }
+    }
+
+    /// Take the lock if it is free.
+    #[inline(always)]
+    pub fn try_lock(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == 0
+            && self
+                .0
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
     }
 
     #[cold]

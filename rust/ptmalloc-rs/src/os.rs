@@ -1,10 +1,67 @@
 //! The process's memory source: raw loads and stores, `brk` and `mmap`.
 
-use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::*};
 
-use ptmalloc_core::Memory;
+use ptmalloc_core::{Arena, Memory};
 
+use crate::lock::Lock;
 use crate::output::{fatal, report};
+
+/// The lock of the list of arenas (creation, binding, the free list).
+pub static ARENA_LIST_LOCK: Lock = Lock::new();
+
+/// The lock of arena `av`: glibc's `mutex`, the arena state's first word.
+///
+/// # Safety
+///
+/// `av` is an arena of the process allocator: its state stays mapped for
+/// the life of the process, and its first word is only used as this lock.
+#[inline(always)]
+pub unsafe fn arena_lock<'a>(av: usize) -> &'a Lock {
+    // SAFETY: the caller's contract; `Lock` is a `repr(transparent)`
+    // AtomicU32 and the state is 64-byte aligned.
+    unsafe { &*(av as *const Lock) }
+}
+
+/// The head of the frees other threads queued for arena `av`.
+///
+/// # Safety
+///
+/// As for [`arena_lock`]; the slot is only accessed atomically.
+#[inline(always)]
+unsafe fn deferred_head<'a>(av: usize) -> &'a AtomicUsize {
+    // SAFETY: the caller's contract; the slot is an aligned word of the state.
+    unsafe { &*(Arena(av).deferred_slot() as *const AtomicUsize) }
+}
+
+/// Processors this process may run on (for the default arena limit).
+static CPUS: AtomicU32 = AtomicU32::new(0);
+
+fn cpu_count() -> usize {
+    let cached = CPUS.load(Relaxed);
+    if cached != 0 {
+        return cached as usize;
+    }
+    let mut mask = [0u64; 16];
+    // SAFETY: the kernel writes at most size_of_val(&mask) bytes into it;
+    // a raw syscall, so nothing can allocate.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getaffinity,
+            0,
+            core::mem::size_of_val(&mask),
+            mask.as_mut_ptr(),
+        )
+    };
+    let count = if n > 0 {
+        let words = (n as usize).div_ceil(8).min(mask.len());
+        mask[..words].iter().map(|w| w.count_ones()).sum::<u32>().max(1)
+    } else {
+        1
+    };
+    CPUS.store(count, Relaxed);
+    count as usize
+}
 
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
@@ -192,5 +249,133 @@ unsafe impl Memory for RawMemory {
     #[inline(always)]
     fn page_size(&self) -> usize {
         page_size()
+    }
+
+    fn map_heap(&mut self, max: usize, size: usize) -> Option<usize> {
+        // Reserve twice the size without access and keep the aligned half,
+        // as glibc's new_heap does; only `size` bytes become accessible.
+        // SAFETY: a fresh private reservation touches no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                2 * max,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let start = p as usize;
+        let base = (start + max - 1) & !(max - 1);
+        // SAFETY: both ranges lie inside the reservation just made.
+        unsafe {
+            if base > start {
+                libc::munmap(start as *mut libc::c_void, base - start);
+            }
+            let end = start + 2 * max;
+            if end > base + max {
+                libc::munmap((base + max) as *mut libc::c_void, end - base - max);
+            }
+        }
+        if !self.extend_heap(base, size) {
+            // SAFETY: the heap's reservation is ours and unused.
+            unsafe { libc::munmap(base as *mut libc::c_void, max) };
+            return None;
+        }
+        Some(base)
+    }
+
+    fn extend_heap(&mut self, base: usize, size: usize) -> bool {
+        // SAFETY: the range is the start of a heap reservation of ours.
+        unsafe {
+            libc::mprotect(
+                base as *mut libc::c_void,
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+            ) == 0
+        }
+    }
+
+    #[inline(always)]
+    fn lock_arena(&self, av: usize) {
+        // SAFETY: the core locks only arenas of this instance.
+        let lock = unsafe { arena_lock(av) };
+        if crate::process::single_threaded() {
+            lock.mark_busy();
+        } else {
+            lock.lock();
+        }
+    }
+
+    #[inline(always)]
+    fn try_lock_arena(&self, av: usize) -> bool {
+        // SAFETY: as in lock_arena.
+        let lock = unsafe { arena_lock(av) };
+        if crate::process::single_threaded() {
+            lock.mark_busy();
+            true
+        } else {
+            lock.try_lock()
+        }
+    }
+
+    #[inline(always)]
+    fn unlock_arena(&self, av: usize) {
+        // SAFETY: as in lock_arena.
+        let lock = unsafe { arena_lock(av) };
+        if crate::process::single_threaded() {
+            lock.mark_idle();
+        } else {
+            lock.unlock();
+        }
+    }
+
+    #[inline(always)]
+    fn lock_arena_list(&self) {
+        ARENA_LIST_LOCK.lock();
+    }
+
+    #[inline(always)]
+    fn unlock_arena_list(&self) {
+        ARENA_LIST_LOCK.unlock();
+    }
+
+    fn defer_free(&mut self, av: usize, chunk: usize) -> Result<bool, Abandoned> {
+        // A lock-free push (Treiber stack) linked through the chunk's fd
+        // word; the owner takes the whole list at once, so there is no ABA.
+        // SAFETY: `av` is an arena of this instance (see arena_lock).
+        let head = unsafe { deferred_head(av) };
+        let fd = chunk + 2 * core::mem::size_of::<usize>();
+        let mut old = head.load(Relaxed);
+        loop {
+            // SAFETY: the chunk is being freed: its fd word is ours.
+            unsafe { (fd as *mut usize).write(old) };
+            match head.compare_exchange_weak(old, chunk, Release, Relaxed) {
+                Ok(_) => return Ok(true),
+                Err(now) => old = now,
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn take_deferred(&mut self, av: usize) -> Result<usize, Abandoned> {
+        // SAFETY: as in defer_free.
+        let head = unsafe { deferred_head(av) };
+        if head.load(Relaxed) == 0 {
+            return Ok(0);
+        }
+        Ok(head.swap(0, Acquire))
+    }
+
+    #[inline(always)]
+    fn release_fence(&self) {
+        core::sync::atomic::fence(Release);
+    }
+
+    fn cpu_count(&self) -> usize {
+        cpu_count()
     }
 }

@@ -1,55 +1,77 @@
-//! The process-wide allocator: one [`Allocator`] over [`RawMemory`], its
-//! lock, each thread's cache, lazy initialisation, thread exit and fork.
+//! The process-wide allocator: the instance-wide values (glibc's `mp_`),
+//! each thread's cache and arena, lazy initialisation, thread exit and fork.
+//!
+//! The arenas live in memory (the main arena's state in this library's data,
+//! the others at the start of their heaps) and each has its own lock, which
+//! the core takes through [`RawMemory`]. What is not in an arena (the
+//! parameters, the counters of mapped chunks, where the break started) sits
+//! in a prototype [`Alloc`] published with a sequence lock: every call
+//! copies it into a fresh handle without writing a shared cache line, and a call
+//! that changed it (a mapped chunk came or went, the dynamic threshold
+//! moved) merges its changes back under the instance lock. Several threads
+//! thus run in different arenas at once.
 //!
 //! Initialisation happens inside the first call that needs the arena, under
-//! the lock, using only system calls: the dynamic loader, `dlsym` and
-//! `pthread` may call `malloc` before `main`, and nothing here calls back.
+//! the instance lock, using only system calls: the dynamic loader, `dlsym`
+//! and `pthread` may call `malloc` before `main`, and nothing here calls back.
 //!
-//! Fork: no arena lock is taken before a fork (taking allocator locks in a
+//! Fork: no lock is taken before a fork (taking allocator locks in a
 //! `pthread_atfork` prepare handler deadlocks against stdio locks and against
 //! a fork from a signal handler that interrupted `malloc`). Instead, the
-//! child checks whether the arena lock was held at the instant of the fork:
-//! if so, the arena may be half-updated, so the child frees the lock and
-//! retires the arena (see `Allocator::retire_arenas`); if not, the arena is
-//! consistent and the child simply carries on with it, unless its kernel
-//! break is stale (see `crate::fork`).
+//! child checks whether any allocator lock was held at the instant of the
+//! fork: if so, an arena may be half-updated, so the child frees the locks
+//! and retires the arenas (see `Allocator::retire_arenas`); if not, the
+//! arenas are consistent and the child simply carries on with them, unless
+//! its kernel break is stale (see `crate::fork`).
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::*};
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::*};
 
-use ptmalloc_core::state::ARENA_STATE_SIZE;
-use ptmalloc_core::{Allocator, Params, Tcache, TcacheConfig, ThreadCache};
+use ptmalloc_core::state::MAIN_ARENA_STORAGE;
+use ptmalloc_core::{Allocator, MmapStats, Params, Tcache, TcacheConfig, ThreadCache};
 
 use crate::env;
 use crate::lock::Lock;
-use crate::os::{Abandoned, RawMemory};
+use crate::os::{arena_lock, Abandoned, RawMemory, ARENA_LIST_LOCK};
 
 /// The process allocator's type.
 pub type Alloc = Allocator<RawMemory>;
 
-/// Storage of the main arena's `malloc_state` (glibc keeps it in libc's data).
+/// Storage of the main arena's `malloc_state` and the instance's arena
+/// bookkeeping (glibc keeps them in libc's data).
 #[repr(C, align(64))]
-struct ArenaStorage(UnsafeCell<[u8; ARENA_STATE_SIZE]>);
+struct ArenaStorage(UnsafeCell<[u8; MAIN_ARENA_STORAGE]>);
 
-// SAFETY: the storage is only reached through the allocator, under the lock.
+// SAFETY: the storage is only reached through the allocator, under the
+// main arena's lock (or the arena list's lock for the bookkeeping).
 unsafe impl Sync for ArenaStorage {}
 
-static MAIN_ARENA: ArenaStorage = ArenaStorage(UnsafeCell::new([0; ARENA_STATE_SIZE]));
+static MAIN_ARENA: ArenaStorage = ArenaStorage(UnsafeCell::new([0; MAIN_ARENA_STORAGE]));
 
-struct Global {
-    lock: Lock,
-    ready: AtomicBool,
-    alloc: UnsafeCell<MaybeUninit<Alloc>>,
+fn main_arena() -> usize {
+    MAIN_ARENA.0.get() as usize
 }
 
-// SAFETY: `alloc` is only touched with `lock` held (see `lock`).
+struct Global {
+    /// Held by initialisation and by every writer of `proto`.
+    lock: Lock,
+    /// Sequence number of `proto`: odd while a writer is changing it.
+    version: AtomicUsize,
+    ready: AtomicBool,
+    /// The instance-wide values, as a handle that each call copies.
+    proto: UnsafeCell<MaybeUninit<Alloc>>,
+}
+
+// SAFETY: `proto` is written only under `lock` with `version` odd, and read
+// as a whole by readers that retry when `version` changed (a sequence lock).
 unsafe impl Sync for Global {}
 
 static GLOBAL: Global = Global {
     lock: Lock::new(),
+    version: AtomicUsize::new(0),
     ready: AtomicBool::new(false),
-    alloc: UnsafeCell::new(MaybeUninit::uninit()),
+    proto: UnsafeCell::new(MaybeUninit::uninit()),
 };
 
 // What the lock-free paths need, published whenever the parameters change.
@@ -66,56 +88,23 @@ extern "C" {
 
 /// Whether this process has a single thread (then no lock is contended).
 #[inline(always)]
-fn single_threaded() -> bool {
+pub fn single_threaded() -> bool {
     // SAFETY: reads libc's flag; only this thread can change it (by creating
     // a thread), so a stale value is impossible while it reads 1.
     unsafe { core::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
 }
 
-/// Exclusive access to the allocator; unlocks when dropped.
-pub struct Guard {
-    alloc: *mut Alloc,
-    single: bool,
-}
-
-impl core::ops::Deref for Guard {
-    type Target = Alloc;
-    fn deref(&self) -> &Alloc {
-        // SAFETY: the lock is held and the allocator initialised for the
-        // guard's whole life.
-        unsafe { &*self.alloc }
-    }
-}
-
-impl core::ops::DerefMut for Guard {
-    fn deref_mut(&mut self) -> &mut Alloc {
-        // SAFETY: as for Deref; the lock makes this the only reference.
-        unsafe { &mut *self.alloc }
-    }
-}
-
-impl Drop for Guard {
-    #[inline(always)]
-    fn drop(&mut self) {
-        if self.single {
-            GLOBAL.lock.mark_idle();
-        } else {
-            GLOBAL.lock.unlock();
-        }
-    }
-}
-
-/// Take the lock, initialising the allocator on first use. While the process
-/// has one thread the lock is only marked (as glibc skips locking then).
+/// Initialise the instance on first use.
 #[inline(always)]
-pub fn lock() -> Guard {
-    let single = single_threaded();
-    if single {
-        GLOBAL.lock.mark_busy();
-    } else {
-        GLOBAL.lock.lock();
+fn ensure_ready() {
+    if !GLOBAL.ready.load(Acquire) {
+        init();
     }
-    let alloc = GLOBAL.alloc.get();
+}
+
+#[cold]
+fn init() {
+    GLOBAL.lock.lock();
     if !GLOBAL.ready.load(Relaxed) {
         crate::valgrind::detect();
         let mut params = Params::default();
@@ -123,26 +112,132 @@ pub fn lock() -> Guard {
         ENV_SEEN.store(env::available(), Relaxed);
         SHOW_STATS.store(extras.show_stats, Relaxed);
         // SAFETY: RawMemory's contract holds for the allocator's own metadata;
-        // the arena storage is ours, and the lock gives exclusive access.
-        let a = unsafe {
-            Alloc::new(
-                RawMemory::new(),
-                MAIN_ARENA.0.get() as usize,
-                tcache_key(),
-                params,
-            )
-        };
+        // the arena storage is ours, and the instance lock is held.
+        let a = unsafe { Alloc::new(RawMemory::new(), main_arena(), tcache_key(), params) };
         let Ok(a) = a else {
             crate::output::fatal("ptmalloc-rs: cannot initialise the main arena");
         };
         publish(&a);
-        // SAFETY: exclusive under the lock; written once before `ready`.
-        unsafe { (*alloc).write(a) };
+        // SAFETY: nobody reads `proto` before `ready` is set.
+        unsafe { (*GLOBAL.proto.get()).write(a) };
         GLOBAL.ready.store(true, Release);
     }
-    // SAFETY: initialised above or earlier (ready is only set after the write).
-    let alloc = unsafe { (*alloc).as_mut_ptr() };
-    Guard { alloc, single }
+    GLOBAL.lock.unlock();
+}
+
+/// A handle on the allocator with a consistent copy of the instance-wide
+/// values (initialised).
+#[inline(always)]
+fn handle() -> Alloc {
+    loop {
+        let v1 = GLOBAL.version.load(Acquire);
+        if v1 & 1 == 0 {
+            // SAFETY: a bitwise copy of plain data (the memory source is a
+            // unit struct, nothing owns a resource), initialised before
+            // `ready`; a copy torn by a concurrent writer is dropped unread.
+            let copy = unsafe { core::ptr::read(GLOBAL.proto.get()) };
+            fence(Acquire);
+            if GLOBAL.version.load(Relaxed) == v1 {
+                // SAFETY: untorn, so initialised.
+                return unsafe { copy.assume_init() };
+            }
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Change the instance-wide values under the instance lock.
+fn write_instance<R>(f: impl FnOnce(&mut Alloc) -> R) -> R {
+    GLOBAL.lock.lock();
+    let v = GLOBAL.version.load(Relaxed);
+    GLOBAL.version.store(v.wrapping_add(1), Relaxed);
+    fence(Release);
+    // SAFETY: the lock makes this the only writer; readers retry while the
+    // version is odd.
+    let r = f(unsafe { (*GLOBAL.proto.get()).assume_init_mut() });
+    GLOBAL.version.store(v.wrapping_add(2), Release);
+    GLOBAL.lock.unlock();
+    r
+}
+
+/// The instance-wide values a call may change, as its handle had them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Shared {
+    mmaps: MmapStats,
+    mmap_threshold: usize,
+    trim_threshold: usize,
+    sbrk_base: usize,
+}
+
+impl Shared {
+    #[inline(always)]
+    fn of(a: &Alloc) -> Shared {
+        Shared {
+            mmaps: a.mmaps,
+            mmap_threshold: a.params.mmap_threshold,
+            trim_threshold: a.params.trim_threshold,
+            sbrk_base: a.sbrk_base,
+        }
+    }
+}
+
+/// Fold what a call changed in its handle into the instance: the
+/// mapped-chunk counters as deltas (other threads moved them meanwhile),
+/// the dynamic thresholds, the start of the break.
+#[cold]
+fn merge(was: Shared, now: Shared) {
+    write_instance(|inst| {
+        let m = &mut inst.mmaps;
+        m.count = m
+            .count
+            .wrapping_add(now.mmaps.count.wrapping_sub(was.mmaps.count));
+        m.bytes = m
+            .bytes
+            .wrapping_add(now.mmaps.bytes.wrapping_sub(was.mmaps.bytes));
+        m.max_count = m.max_count.max(m.count).max(now.mmaps.max_count);
+        m.max_bytes = m.max_bytes.max(m.bytes).max(now.mmaps.max_bytes);
+        if now.mmap_threshold != was.mmap_threshold || now.trim_threshold != was.trim_threshold {
+            inst.params.mmap_threshold = now.mmap_threshold;
+            inst.params.trim_threshold = now.trim_threshold;
+        }
+        if inst.sbrk_base == 0 {
+            inst.sbrk_base = now.sbrk_base;
+        }
+    });
+}
+
+/// Run `f` on a handle of the allocator with this thread's cache state;
+/// the parameters are those of the instance as it is now. Returns `f`'s
+/// result (`Err` when a corruption check abandoned it) and the errno for
+/// the call.
+#[inline(always)]
+pub fn with_alloc<R>(
+    f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
+) -> (Result<R, Abandoned>, i32) {
+    ensure_ready();
+    let mut a = handle();
+    let was = Shared::of(&a);
+    let before = thread();
+    let mut tc = before;
+    let r = f(&mut a, &mut tc);
+    let now = Shared::of(&a);
+    if now != was {
+        merge(was, now);
+    }
+    set_thread(tc, before);
+    (r, a.last_error)
+}
+
+/// Run `f` on the instance itself, for calls that change its parameters
+/// (`mallopt`, settings read late) or retire it: under the instance lock,
+/// so no other change interleaves; the new parameters are published.
+pub fn with_params<R>(f: impl FnOnce(&mut Alloc) -> R) -> R {
+    ensure_ready();
+    write_instance(|a| {
+        let r = f(a);
+        publish(a);
+        r
+    })
 }
 
 /// Publish the settings the lock-free paths and the corruption path read.
@@ -179,25 +274,6 @@ fn set_thread(now: ThreadCache, before: ThreadCache) {
     if now.tcache.exists() && now.tcache != before.tcache {
         register_thread_exit(now.tcache);
     }
-}
-
-/// Run `f` on the allocator under the lock with this thread's cache; returns
-/// its result (`Err` when a corruption check abandoned it) and the
-/// allocator's errno for the call.
-#[inline(always)]
-pub fn with_lock<R>(
-    f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
-) -> (Result<R, Abandoned>, i32) {
-    let before = thread();
-    let mut tc = before;
-    let (r, err) = {
-        let mut g = lock();
-        g.last_error = 0;
-        let r = f(&mut g, &mut tc);
-        (r, g.last_error)
-    };
-    set_thread(tc, before);
-    (r, err)
 }
 
 /// The key for cached chunks, from getrandom (glibc's source too).
@@ -266,18 +342,33 @@ fn register_thread_exit(tcache: Tcache) {
 unsafe extern "C" fn on_thread_exit(_value: *mut libc::c_void) {
     // A corrupt cache abandons the flush (check action 0 or 1): the thread
     // is exiting, its remaining cached chunks are lost, nothing else.
-    let _ = with_lock(|a, tc| a.thread_exit(tc));
+    let _ = with_alloc(|a, tc| a.thread_exit(tc));
 }
 
-/// In the child after `fork`: free the lock, and retire the arena if the
-/// lock was held when the process was copied (see the module comment).
+/// In the child after `fork`: free the locks, and retire the arenas if any
+/// allocator lock was held when the process was copied (see the module
+/// comment).
 unsafe extern "C" fn after_fork_child() {
     crate::fork::check_break_after_fork();
-    if GLOBAL.lock.is_held() {
-        GLOBAL.lock.reset();
-        if GLOBAL.ready.load(Relaxed) {
-            lock().retire_arenas();
-        }
+    let mut held = GLOBAL.lock.is_held() || GLOBAL.version.load(Relaxed) & 1 != 0;
+    GLOBAL.lock.reset();
+    if GLOBAL.version.load(Relaxed) & 1 != 0 {
+        GLOBAL.version.fetch_add(1, Relaxed);
+    }
+    held |= ARENA_LIST_LOCK.is_held();
+    ARENA_LIST_LOCK.reset();
+    if !GLOBAL.ready.load(Relaxed) {
+        return;
+    }
+    let a = handle();
+    for av in a.arenas() {
+        // SAFETY: an arena of this instance.
+        let lock = unsafe { arena_lock(av.0) };
+        held |= lock.is_held();
+        lock.reset();
+    }
+    if held {
+        write_instance(|a| a.retire_arenas());
     }
 }
 
@@ -291,13 +382,11 @@ extern "C" fn on_load() {
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     thread_exit_key();
     if GLOBAL.ready.load(Acquire) && !ENV_SEEN.load(Relaxed) && env::available() {
-        let mut g = lock();
-        let mut params = g.params;
-        let extras = env::read(&mut params);
-        g.params = params;
-        SHOW_STATS.store(extras.show_stats, Relaxed);
+        with_params(|a| {
+            let extras = env::read(&mut a.params);
+            SHOW_STATS.store(extras.show_stats, Relaxed);
+        });
         ENV_SEEN.store(true, Relaxed);
-        publish(&g);
     }
 }
 

@@ -8,14 +8,16 @@
 //! `.tbss` and addressed through its GOT offset from the thread pointer. The
 //! cost is the one glibc's own libraries pay: the object must be loaded at
 //! startup (linked or `LD_PRELOAD`) or fit the static TLS surplus when
-//! `dlopen`ed, which 16 bytes always do.
+//! `dlopen`ed, which 24 bytes always do.
 
-use ptmalloc_core::{Tcache, ThreadCache};
+use ptmalloc_core::{Arena, Tcache, ThreadCache};
 
-/// The stored form of a thread's state: the tcache address and a flag word.
+/// The stored form of a thread's state: the tcache address, the arena
+/// address and a flag word.
 #[repr(C)]
 struct Slot {
     tcache: usize,
+    arena: usize,
     shutting_down: usize,
 }
 
@@ -28,7 +30,7 @@ mod imp {
         ".p2align 4",
         ".hidden ptmalloc_rs_thread_slot",
         "ptmalloc_rs_thread_slot:",
-        ".zero 16",
+        ".zero 24",
         ".text",
     );
 
@@ -60,7 +62,7 @@ mod imp {
 
     std::thread_local! {
         // Const-initialised and without Drop: no destructor, no allocation.
-        static SLOT: UnsafeCell<Slot> = const { UnsafeCell::new(Slot { tcache: 0, shutting_down: 0 }) };
+        static SLOT: UnsafeCell<Slot> = const { UnsafeCell::new(Slot { tcache: 0, arena: 0, shutting_down: 0 }) };
     }
 
     /// The address of this thread's slot.
@@ -77,6 +79,7 @@ pub fn get() -> ThreadCache {
     let s = unsafe { &*imp::slot() };
     ThreadCache {
         tcache: Tcache(s.tcache),
+        arena: Arena(s.arena),
         shutting_down: s.shutting_down != 0,
     }
 }
@@ -87,5 +90,6 @@ pub fn set(tc: ThreadCache) {
     // SAFETY: as in `get`; only this thread writes its slot.
     let s = unsafe { &mut *imp::slot() };
     s.tcache = tc.tcache.0;
+    s.arena = tc.arena.0;
     s.shutting_down = tc.shutting_down as usize;
 }
