@@ -10,7 +10,7 @@ use ptmalloc_core::stats::{write_malloc_info, Mallinfo2};
 use ptmalloc_core::Allocator;
 
 use crate::os::{Abandoned, RawMemory};
-use crate::output::{Sink, Writer};
+use crate::output::{Sink, Writer, STATS_OUTPUT_LOCK};
 use crate::process::{tcache_config, thread, with_alloc, with_params};
 
 /// `M_MXFAST`: largest request served by fastbins (0 to 160).
@@ -365,9 +365,14 @@ pub extern "C" fn malloc_stats() {
 /// `malloc_stats` to file descriptor 2 (also used at exit).
 pub fn print_stats() {
     let saved = errno();
+    // With several arenas the text outgrows the writer's buffer and goes
+    // out in several writes: one caller at a time keeps blocks whole, as
+    // glibc's lock on stderr does.
+    STATS_OUTPUT_LOCK.lock();
     let mut w = Writer::new(Sink::Fd(2));
     let _ = with_alloc(|a, _| Ok(a.write_malloc_stats(&mut w)));
     w.flush();
+    STATS_OUTPUT_LOCK.unlock();
     set_errno(saved);
 }
 

@@ -3,6 +3,12 @@
 
 use core::fmt;
 
+use crate::lock::Lock;
+
+/// Held while `malloc_stats` prints, so concurrent calls do not interleave
+/// (taken before any allocator lock; reset in a fork child).
+pub static STATS_OUTPUT_LOCK: Lock = Lock::new();
+
 /// Where formatted text goes.
 pub enum Sink {
     /// A file descriptor, written with `write(2)`.

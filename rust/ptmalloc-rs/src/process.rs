@@ -357,6 +357,7 @@ unsafe extern "C" fn after_fork_child() {
     }
     held |= ARENA_LIST_LOCK.is_held();
     ARENA_LIST_LOCK.reset();
+    crate::output::STATS_OUTPUT_LOCK.reset();
     if !GLOBAL.ready.load(Relaxed) {
         return;
     }
