@@ -54,11 +54,13 @@ enum Program {
     AllocFailThreads,
     FreeErrno,
     AlignedOverflow,
+    ArenaStress,
+    ArenaAccounting,
 }
 
 impl Program {
     /// Every program, in declaration order.
-    const ALL: [Program; 15] = [
+    const ALL: [Program; 17] = [
         Program::Contract,
         Program::UsableSizes,
         Program::Misuse,
@@ -74,6 +76,8 @@ impl Program {
         Program::AllocFailThreads,
         Program::FreeErrno,
         Program::AlignedOverflow,
+        Program::ArenaStress,
+        Program::ArenaAccounting,
     ];
 
     fn name(self) -> &'static str {
@@ -93,6 +97,8 @@ impl Program {
             Program::AllocFailThreads => "tst-alloc-fail-threads",
             Program::FreeErrno => "tst-free-errno",
             Program::AlignedOverflow => "tst-aligned-overflow",
+            Program::ArenaStress => "tst-arena-stress",
+            Program::ArenaAccounting => "tst-arena-accounting",
         }
     }
 
@@ -604,7 +610,7 @@ fn program_table_is_in_declaration_order() {
 }
 
 // ---------------------------------------------------------------------
-// Threads, fork, early initialisation and statistics: check programs
+// Threads, arenas, fork, early initialisation and statistics: programs
 // whose only skips against glibc are their extension checks, all of
 // which run (so nothing is skipped) in our modes.
 
@@ -659,6 +665,8 @@ program_tests! {
     malloc_stats_threads => Program::MallocStatsThreads,
     alloc_fail_threads => Program::AllocFailThreads,
     aligned_overflow => Program::AlignedOverflow,
+    arena_stress => Program::ArenaStress,
+    arena_accounting => Program::ArenaAccounting,
 }
 
 // ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ PKGS=(
   perl                     # perl-hash, perl-regex (Digest::MD5 is in perl's core)
   gcc libc6-dev binutils   # gcc-O2-c, gcc-prog, alloc_probe (objdump is in binutils)
   git sqlite3
+  redis-server redis-tools # redis-server (redis-cli and redis-benchmark are in redis-tools)
   valgrind                 # make valgrind (memcheck of C suite programs under the library)
 )
 

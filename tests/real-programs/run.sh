@@ -47,6 +47,7 @@ WORKLOADS=(
   "gcc-prog|1|gcc"
   "git|1|git"
   "sqlite3|1|sqlite3"
+  "redis-server|1|redis-server redis-cli redis-benchmark timeout"
   "awk-gawk|1|gawk|skip"
   "awk-mawk|1|mawk|skip"
   "grep|1|grep"
@@ -340,6 +341,150 @@ wl_sqlite3() {
   sqlite3 test.db 'SELECT count(*) FROM items; PRAGMA quick_check;'
 }
 
+# redis-server (Debian's) with I/O threads and lazy freeing (its bio threads free
+# what the main thread allocated), on 127.0.0.1 and a free port, nothing saved,
+# its dir in the work directory; loaded by redis-benchmark, then checked with deterministic commands. Debian links the redis programs
+# with jemalloc, so on the glibc leg (nothing preloaded) they run with
+# LD_PRELOAD=libc.so.6, which puts glibc's malloc ahead of jemalloc's in the
+# symbol lookup: the reference really is glibc. Benchmark throughput stays in
+# ./bench.*; only its verdict is printed.
+redis_cli() { timeout 60 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+redis_info() { redis_cli info "$1" | tr -d '\r' | sed -n "s/^$2:\(.*\)/\1/p"; }
+redis_bench() {  # label, extra redis-benchmark arguments
+  local label=$1 rc=0 tests
+  shift
+  timeout 120 redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -n 20000 -c 20 -P 4 \
+    -t set,get,lpush,lpop,incr,hset -q "$@" >bench.out 2>bench.err || rc=$?
+  tr '\r' '\n' <bench.out | grep -a 'requests per second' >bench.summary || true
+  tests=$(grep -c . bench.summary || true)
+  if [[ $rc -ne 0 || $tests -ne 6 ]] || grep -qai error bench.out bench.err; then
+    echo "redis-benchmark ($label) failed: exit $rc, $tests of 6 tests reported" >&2
+    tr '\r' '\n' <bench.out | grep -av 'rps=' | sed -n '1,10p' >&2
+    sed -n '1,10p' bench.err >&2
+    return 1
+  fi
+  echo "redis-benchmark ($label): 6 tests, no errors"
+}
+redis_wait_lazyfree() {  # until the bio thread has freed everything queued
+  local i
+  for i in $(seq 1 200); do
+    [[ $(redis_info memory lazyfree_pending_objects) == 0 ]] && return 0
+    sleep 0.05
+  done
+  echo "lazy freeing did not finish within 10 s" >&2
+  return 1
+}
+
+wl_redis_server() {
+  local libc major io_threads i rc=0
+  REDIS_PID='' REDIS_PORT=''  # global: the EXIT trap and the redis_* helpers use them
+  if [[ -z ${LD_PRELOAD:-} ]]; then
+    libc=$(ldd "$(command -v redis-server)" | awk '$1 == "libc.so.6" { print $3 }')
+    if [[ ! -f $libc ]]; then echo "cannot find the libc.so.6 of redis-server" >&2; return 1; fi
+    export LD_PRELOAD=$libc
+  fi
+  major=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')
+  if [[ ${major:-0} -lt 7 ]]; then echo "redis-server ${major:-?}.x: need 7 or later (I/O threads, DEBUG)" >&2; return 1; fi
+  # 4 I/O threads, but no more than CPUs (at least 2): they busy-wait for work,
+  # and with more of them than CPUs (or a threaded redis-benchmark besides) a
+  # request often waits for a scheduler tick: 16 ms, 30 times slower, whatever malloc.
+  io_threads=$(nproc)
+  if [[ $io_threads -gt 4 ]]; then io_threads=4; elif [[ $io_threads -lt 2 ]]; then io_threads=2; fi
+  mkdir redis
+  # a failing step leaves the server running: stop it (and reap it) on the way out
+  trap 'if [[ -n ${REDIS_PID:-} ]]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi' EXIT
+  # a free port: ask the kernel for one, and try again if it is taken before redis binds it
+  for _ in 1 2 3 4 5; do
+    REDIS_PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --daemonize no \
+      --save '' --appendonly no --dir "$PWD/redis" --logfile "$PWD/redis/redis.log" \
+      --io-threads "$io_threads" --io-threads-do-reads yes --lazyfree-lazy-user-del yes \
+      --enable-debug-command local >redis/stdout 2>redis/stderr &
+    REDIS_PID=$!
+    for i in $(seq 1 100); do
+      if redis_cli ping 2>/dev/null | grep -qx PONG; then break 2; fi
+      kill -0 "$REDIS_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=
+  done
+  if [[ -z $REDIS_PID ]]; then
+    echo "redis-server did not start" >&2
+    tail -n 5 redis/redis.log redis/stderr >&2 || true
+    return 1
+  fi
+  if ! grep -qF "$(readlink -f "${LD_PRELOAD%%:*}")" "/proc/$REDIS_PID/maps"; then
+    echo "redis-server does not map $LD_PRELOAD" >&2
+    return 1
+  fi
+  echo "redis-server: io-threads $(redis_cli config get io-threads | sed -n 2p), lazyfree-lazy-user-del $(redis_cli config get lazyfree-lazy-user-del | sed -n 2p)"
+
+  echo "== redis-benchmark, fixed keys"
+  redis_bench "fixed keys"
+  redis_cli keys '*' | sort
+  echo "counter:__rand_int__ $(redis_cli get counter:__rand_int__) (after 20000 INCRs)"
+  echo "myhash fields $(redis_cli hlen myhash), mylist length $(redis_cli llen mylist)"
+  echo "== redis-benchmark, 10000 random keys, 300-byte values"
+  redis_bench "random keys" -r 10000 -d 300
+  if [[ $(redis_info stats io_threaded_writes_processed) -gt 0 ]]; then echo "I/O threads wrote replies"; else echo "I/O threads unused"; fi
+  echo "FLUSHALL $(redis_cli flushall), dbsize $(redis_cli dbsize)"
+
+  echo "== a known data set"
+  awk 'BEGIN { for (i = 1; i <= 3000; i++) {
+      printf "SET key:%d value-%d-%s\n", i, i, substr("abcdefghijklmnopqrstuvwxyz", 1 + i % 26)
+      printf "RPUSH list:%d %d\n", i % 10, i
+      printf "HSET hash:%d field:%d %d\n", i % 7, i, i * i
+      printf "SADD set:%d member:%d\n", i % 5, i
+      printf "ZADD zset %d m:%d\n", (i * 7919) % 10007, i
+      printf "INCRBY counter %d\n", i } }' >commands.txt
+  redis_cli --pipe <commands.txt >pipe.out 2>&1 || rc=$?
+  if [[ $rc -ne 0 ]] || ! grep -qx 'errors: 0, replies: 18000' pipe.out; then
+    echo "redis-cli --pipe failed (exit $rc)" >&2
+    sed -n '1,10p' pipe.out >&2
+    return 1
+  fi
+  echo "redis-cli --pipe: $(grep -x 'errors: 0, replies: 18000' pipe.out)"
+  echo "SET big $(head -c 200000 /dev/zero | tr '\0' x | redis_cli -x set big)"
+  echo "dbsize $(redis_cli dbsize), $(redis_info keyspace db0)"
+  echo "key:1234 $(redis_cli get key:1234)"
+  echo "list:3 length $(redis_cli llen list:3), first $(redis_cli lrange list:3 0 3 | tr '\n' ' ')"
+  echo "hash:2 fields $(redis_cli hlen hash:2), field:2004 $(redis_cli hget hash:2 field:2004)"
+  echo "set:4 members $(redis_cli scard set:4), zset members $(redis_cli zcard zset), score of m:77 $(redis_cli zscore zset m:77)"
+  echo "zset lowest $(redis_cli zrange zset 0 4 | tr '\n' ' ')"
+  echo "counter $(redis_cli get counter), big $(redis_cli strlen big) bytes, ends $(redis_cli getrange big -5 -1)"
+  # MEMORY USAGE adds up malloc_usable_size: glibc's sizes, the same with the library,
+  # for blocks malloc'd once (a realloc'd block, as in lists, hashes and the query
+  # buffer reused for big values, can keep a few bytes more depending on the heap's
+  # layout; sets and zsets vary with rehashing and random skiplist levels)
+  echo "SET medium $(head -c 1000 /dev/zero | tr '\0' y | redis_cli -x set medium)"
+  for i in key:1 key:2999 medium; do echo "memory usage $i $(redis_cli memory usage "$i" samples 0)"; done
+  echo "DEBUG POPULATE $(redis_cli debug populate 50000 pop 64), dbsize $(redis_cli dbsize)"
+  echo "digest $(redis_cli debug digest)"
+  echo "mem_allocator $(redis_info memory mem_allocator)"
+
+  echo "== lazy freeing in the bio thread"
+  echo "UNLINK $(redis_cli unlink set:1 set:2 zset hash:3)"
+  redis_wait_lazyfree
+  echo "lazyfreed_objects $(redis_info memory lazyfreed_objects), dbsize $(redis_cli dbsize)"
+  echo "FLUSHALL ASYNC $(redis_cli flushall async), dbsize $(redis_cli dbsize)"
+  redis_wait_lazyfree
+  echo "lazyfreed_objects $(redis_info memory lazyfreed_objects)"
+  echo "after: SET $(redis_cli set after flush) GET $(redis_cli get after), dbsize $(redis_cli dbsize)"
+
+  redis_cli shutdown nosave || rc=$?
+  wait "$REDIS_PID" || rc=$?
+  REDIS_PID=
+  echo "SHUTDOWN NOSAVE: redis-server exit status $rc"
+  if ! grep -q 'ready to exit, bye bye' redis/redis.log; then
+    echo "redis-server did not shut down cleanly" >&2
+    tail -n 20 redis/redis.log >&2
+    return 1
+  fi
+  return "$rc"
+}
+
 awk_job() {
   local awk=$1
   "$awk" '{ for (i = 2; i <= NF; i++) cnt[$i]++; sum += $1; if ($1 > max) max = $1 }
@@ -492,7 +637,7 @@ selected() {
 export -f wl_python3_regrtest wl_python3_churn wl_perl_hash wl_perl_regex \
   wl_sort_n wl_sort_k2 wl_sort_u wl_sort_parallel wl_sort_external \
   wl_gcc_O2_c wl_gcc_prog wl_git wl_sqlite3 awk_job wl_awk_gawk wl_awk_mawk \
-  wl_grep wl_tar wl_coreutils
+  wl_grep wl_tar wl_coreutils redis_cli redis_info redis_bench redis_wait_lazyfree wl_redis_server
 
 if [[ $BASELINE == 1 ]]; then
   echo "real-programs: glibc vs glibc (--baseline), timeout ${TIMEOUT}s per leg"
