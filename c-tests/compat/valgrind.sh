@@ -25,9 +25,10 @@ cflags=(-std=c11 -Wall -Wextra -Werror -O1 -g -fno-builtin -pthread -I "$cdir")
 # (tst-thread-exit-tcache; tst-mallocfork2 and tst-malloc-fork-deadlock,
 # where every fork is a new valgrind process and the fork counts run out of
 # time) and tst-free-errno, which makes munmap fail through a limit that
-# valgrind's own mappings exhaust first.
+# valgrind's own mappings exhaust first, and tst-arena-accounting, which
+# re-executes /proc/self/exe (valgrind's launcher, under valgrind).
 runs=("tst-contract" "tst-placement 20000" "tst-usable-sizes" "tst-malloc-stats-threads"
-      "tst-early-init")
+      "tst-early-init" "tst-arena-stress")
 "$CC" "${cflags[@]}" -shared -fPIC "$cdir/tst-early-init-mod.c" -o "$outdir/bin/tst-early-init-mod.so" || exit 1
 status=0 passed=0 failed=0
 for r in "${runs[@]}"; do
