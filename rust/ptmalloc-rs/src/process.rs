@@ -5,8 +5,9 @@
 //! the others at the start of their heaps) and each has its own lock, which
 //! the core takes through [`RawMemory`]. What is not in an arena (the
 //! parameters, the counters of mapped chunks, where the break started) sits
-//! in a prototype [`Alloc`] published with a sequence lock: every call
-//! copies it into a fresh handle without writing a shared cache line, and a call
+//! in a prototype [`Alloc`] published with a sequence lock: each thread
+//! keeps a copy, refreshed when the version has moved on, without writing a
+//! shared cache line, and a call
 //! that changed it (a mapped chunk came or went, the dynamic threshold
 //! moved) merges its changes back under the instance lock. Several threads
 //! thus run in different arenas at once.
@@ -206,6 +207,40 @@ fn merge(was: Shared, now: Shared) {
     });
 }
 
+/// A thread's copy of the instance-wide values, kept from call to call and
+/// refreshed only when the instance's version has moved on: copying the
+/// whole instance on every call cost a quarter of a free/malloc pair that
+/// misses the tcache.
+#[repr(C)]
+pub struct InstanceCache {
+    /// The version of the copy plus one (0: no copy yet); versions read
+    /// are even, so a valid mark is odd.
+    copied: usize,
+    /// Nonzero while a call of this thread uses the copy: a nested call
+    /// (from a signal handler) takes a copy of its own.
+    busy: usize,
+    alloc: MaybeUninit<Alloc>,
+}
+
+/// Bring this thread's copy up to date with the instance.
+#[cold]
+fn refresh(cache: &mut InstanceCache) {
+    loop {
+        let v1 = GLOBAL.version.load(Acquire);
+        if v1 & 1 == 0 {
+            // SAFETY: a bitwise copy of plain data, as in `handle`; a copy
+            // torn by a concurrent writer is overwritten before any use.
+            unsafe { core::ptr::copy_nonoverlapping(GLOBAL.proto.get(), &mut cache.alloc, 1) };
+            fence(Acquire);
+            if GLOBAL.version.load(Relaxed) == v1 {
+                cache.copied = v1.wrapping_add(1);
+                return;
+            }
+        }
+        core::hint::spin_loop();
+    }
+}
+
 /// Run `f` on a handle of the allocator with this thread's cache state;
 /// the parameters are those of the instance as it is now. Returns `f`'s
 /// result (`Err` when a corruption check abandoned it) and the errno for
@@ -215,13 +250,48 @@ pub fn with_alloc<R>(
     f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
 ) -> (Result<R, Abandoned>, i32) {
     ensure_ready();
+    // SAFETY: this thread's own storage, alive as long as the thread; no
+    // other thread reaches it, and `busy` keeps a nested call off it.
+    let cache = unsafe { &mut *crate::tls::instance_cache() };
+    if cache.busy != 0 {
+        return with_fresh_copy(f);
+    }
+    // SAFETY: a volatile store, so that a signal handler arriving from here
+    // on sees the copy taken.
+    unsafe { core::ptr::write_volatile(&mut cache.busy, 1) };
+    if cache.copied != GLOBAL.version.load(Acquire).wrapping_add(1) {
+        refresh(cache);
+    }
+    // SAFETY: `refresh` has filled the copy (copied != 0).
+    let r = run(unsafe { cache.alloc.assume_init_mut() }, f);
+    // SAFETY: as for the store above.
+    unsafe { core::ptr::write_volatile(&mut cache.busy, 0) };
+    r
+}
+
+/// `with_alloc` for a nested call: a copy of the instance on the stack.
+#[cold]
+#[inline(never)]
+fn with_fresh_copy<R>(
+    f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
+) -> (Result<R, Abandoned>, i32) {
     let mut a = handle();
-    let was = Shared::of(&a);
+    run(&mut a, f)
+}
+
+#[inline(always)]
+fn run<R>(
+    a: &mut Alloc,
+    f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
+) -> (Result<R, Abandoned>, i32) {
+    a.last_error = 0;
+    let was = Shared::of(a);
     let before = thread();
     let mut tc = before;
-    let r = f(&mut a, &mut tc);
-    let now = Shared::of(&a);
+    let r = f(a, &mut tc);
+    let now = Shared::of(a);
     if now != was {
+        // The instance's version moves on, so the next call recopies.
         merge(was, now);
     }
     set_thread(tc, before);

@@ -8,9 +8,16 @@
 //! `.tbss` and addressed through its GOT offset from the thread pointer. The
 //! cost is the one glibc's own libraries pay: the object must be loaded at
 //! startup (linked or `LD_PRELOAD`) or fit the static TLS surplus when
-//! `dlopen`ed, which 24 bytes always do.
+//! `dlopen`ed. Ours is 24 bytes of cache state and the thread's copy of
+//! the instance (about 180 bytes), well within glibc's surplus (1664 bytes
+//! by default).
 
 use ptmalloc_core::{Arena, Tcache, ThreadCache};
+
+use crate::process::InstanceCache;
+
+/// Size of the thread's instance copy, for the assembler.
+const INSTANCE_BYTES: usize = core::mem::size_of::<InstanceCache>();
 
 /// The stored form of a thread's state: the tcache address, the arena
 /// address and a flag word.
@@ -23,7 +30,7 @@ struct Slot {
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod imp {
-    use super::Slot;
+    use super::{InstanceCache, Slot, INSTANCE_BYTES};
 
     core::arch::global_asm!(
         ".section .tbss,\"awT\",@nobits",
@@ -31,8 +38,31 @@ mod imp {
         ".hidden ptmalloc_rs_thread_slot",
         "ptmalloc_rs_thread_slot:",
         ".zero 24",
+        ".p2align 6",
+        ".hidden ptmalloc_rs_thread_instance",
+        "ptmalloc_rs_thread_instance:",
+        ".zero {instance}",
         ".text",
+        instance = const INSTANCE_BYTES,
     );
+
+    /// The address of this thread's instance copy (zeroed at thread start).
+    #[inline(always)]
+    pub fn instance_cache() -> *mut InstanceCache {
+        let offset: usize;
+        let base: usize;
+        // SAFETY: as in `slot`.
+        unsafe {
+            core::arch::asm!(
+                "mov {off}, qword ptr [rip + ptmalloc_rs_thread_instance@GOTTPOFF]",
+                "mov {base}, qword ptr fs:[0]",
+                off = out(reg) offset,
+                base = out(reg) base,
+                options(nostack, preserves_flags, readonly, pure),
+            );
+        }
+        base.wrapping_add(offset) as *mut InstanceCache
+    }
 
     /// The address of this thread's slot.
     #[inline(always)]
@@ -57,12 +87,20 @@ mod imp {
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 mod imp {
-    use super::Slot;
+    use super::{InstanceCache, Slot};
     use core::cell::UnsafeCell;
+    use core::mem::MaybeUninit;
 
     std::thread_local! {
         // Const-initialised and without Drop: no destructor, no allocation.
         static SLOT: UnsafeCell<Slot> = const { UnsafeCell::new(Slot { tcache: 0, arena: 0, shutting_down: 0 }) };
+        static INSTANCE: UnsafeCell<MaybeUninit<InstanceCache>> = const { UnsafeCell::new(MaybeUninit::zeroed()) };
+    }
+
+    /// The address of this thread's instance copy (zeroed at thread start).
+    #[inline(always)]
+    pub fn instance_cache() -> *mut InstanceCache {
+        INSTANCE.with(|s| s.get().cast())
     }
 
     /// The address of this thread's slot.
@@ -92,4 +130,10 @@ pub fn set(tc: ThreadCache) {
     s.tcache = tc.tcache.0;
     s.arena = tc.arena.0;
     s.shutting_down = tc.shutting_down as usize;
+}
+
+/// This thread's copy of the instance (see `process::with_alloc`).
+#[inline(always)]
+pub fn instance_cache() -> *mut InstanceCache {
+    imp::instance_cache()
 }
