@@ -28,6 +28,10 @@ pub struct ThreadCache {
     pub shutting_down: bool,
 }
 
+/// Chunks per tcache bin that returned chunks may fill (see
+/// `malloc_from_deferred`).
+const DEFERRED_CACHE_COUNT: usize = 32;
+
 impl<M: Memory> Allocator<M> {
     /// A new instance whose main arena state lives at `main_arena` (the
     /// memory source must back `state::MAIN_ARENA_STORAGE` bytes there).
@@ -169,7 +173,53 @@ impl<M: Memory> Allocator<M> {
     /// The arena half of `malloc`, after [`Allocator::malloc_cached`] found nothing.
     pub fn malloc_uncached(&mut self, tc: &mut ThreadCache, bytes: usize) -> Res<usize, M> {
         let av = self.thread_arena(tc)?;
+        if tc.tcache.exists() && !self.retired {
+            if let Some(mem) = self.malloc_from_deferred(av, tc.tcache, bytes)? {
+                return Ok(mem);
+            }
+        }
         self.in_arena(tc, av, |a, av, t| a.int_malloc(av, t, bytes))
+    }
+
+    /// Take the chunks other threads freed into `av` and put them in this
+    /// thread's cache (cached chunks are in use as far as the arena is
+    /// concerned, so nothing in the arena changes): a thread whose blocks
+    /// are freed elsewhere gets most of them back without the arena lock.
+    /// What the cache has no room for is freed into the arena. Then the
+    /// request from the cache, if it now can be served.
+    #[inline(never)]
+    fn malloc_from_deferred(&mut self, av: Arena, tc: Tcache, bytes: usize) -> Res<Option<usize>, M> {
+        let mut c = self.mem.take_deferred(av.0)?;
+        if c == 0 {
+            return Ok(None);
+        }
+        let cfg = self.tcache_config();
+        // Returned chunks come in bursts (another thread frees a batch):
+        // the cache keeps more of them than `tcache_count` (while it is not
+        // 0), each saving a free into the arena and a malloc out of it.
+        let room = if cfg.count == 0 {
+            0
+        } else {
+            cfg.count.max(DEFERRED_CACHE_COUNT)
+        };
+        let mut rest = 0;
+        while c != 0 {
+            let p = Chunk(c);
+            c = self.mem.read(p.fd_addr())?;
+            let idx = csize2tidx(p.size(&self.mem)?);
+            if idx < cfg.bins && tc.count(&self.mem, idx)? < room {
+                tc.check_double_free(&mut self.mem, p, idx, &cfg)?;
+                tc.put(&mut self.mem, p, idx, cfg.key)?;
+            } else {
+                self.mem.write(p.fd_addr(), rest)?;
+                rest = p.0;
+            }
+        }
+        // Queued again, the rest would be walked again by the next miss.
+        if rest != 0 {
+            self.locked(av, |a| a.free_chain(av, rest))?;
+        }
+        Self::malloc_cached(&mut self.mem, &cfg, tc, bytes)
     }
 
     /// `malloc`: 0 on failure, with [`Allocator::last_error`] set.
@@ -225,9 +275,11 @@ impl<M: Memory> Allocator<M> {
         let av = self.arena_for_chunk(p)?;
         let size = p.size(&self.mem)?;
         Self::check_free_pointer(&mut self.mem, p, size)?;
-        if !self.mem.try_lock_arena(av.0) {
-            // Another thread holds the arena: leave the chunk for it.
-            if self.mem.defer_free(av.0, p.0)? {
+        // A chunk of another thread's arena is queued for that arena's
+        // threads, without its lock; so is one of our own arena when another
+        // thread holds it. Only a full queue makes us wait for the lock.
+        if av != tc.arena || !self.mem.try_lock_arena(av.0) {
+            if self.mem.defer_chain(av.0, p.0, p.0, 1)? {
                 return Ok(());
             }
             self.mem.lock_arena(av.0);

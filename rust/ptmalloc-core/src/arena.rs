@@ -77,9 +77,16 @@ impl<M: Memory> Allocator<M> {
         r
     }
 
-    /// Free the chunks queued for `av` by threads that found it locked.
+    /// Free the chunks other threads queued for `av` (locked).
     pub(crate) fn free_deferred(&mut self, av: Arena) -> Res<(), M> {
-        let mut c = self.mem.take_deferred(av.0)?;
+        let first = self.mem.take_deferred(av.0)?;
+        self.free_chain(av, first)
+    }
+
+    /// Free into `av` (locked) a chain of its chunks linked through their
+    /// `fd` words.
+    pub(crate) fn free_chain(&mut self, av: Arena, first: usize) -> Res<(), M> {
+        let mut c = first;
         while c != 0 {
             let p = Chunk(c);
             c = self.mem.read(p.fd_addr())?;

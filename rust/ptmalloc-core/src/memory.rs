@@ -99,16 +99,19 @@ pub unsafe trait Memory {
     /// Release the lock of the list of arenas.
     #[inline(always)]
     fn unlock_arena_list(&self) {}
-    /// A free of chunk `chunk` found its arena `av` locked by another
-    /// thread: the source may queue the chunk for whoever next holds the
-    /// lock (`true`), instead of the caller waiting for the lock.
+    /// Queue the chain of `n` chunks from `first` to `last` (linked through
+    /// each chunk's `fd` word) on arena `av`'s deferred frees, for its owner
+    /// or the next holder of its lock to take (see [`Memory::take_deferred`]):
+    /// `true` if queued, `false` if the source does not queue frees or the
+    /// queue is full (the caller then frees the chunks under the lock).
     #[inline(always)]
-    fn defer_free(&mut self, av: usize, chunk: usize) -> Result<bool, Self::Error> {
-        let _ = (av, chunk);
+    fn defer_chain(&mut self, av: usize, first: usize, last: usize, n: usize) -> Result<bool, Self::Error> {
+        let _ = (av, first, last, n);
         Ok(false)
     }
-    /// Take the chunks queued for `av` (called with `av`'s lock held): the
-    /// first chunk of a chain linked through each chunk's `fd` word, or 0.
+    /// Take every chunk queued for `av`, with or without its lock (takers
+    /// get disjoint chains): the first chunk of a chain linked through each
+    /// chunk's `fd` word, or 0.
     #[inline(always)]
     fn take_deferred(&mut self, av: usize) -> Result<usize, Self::Error> {
         let _ = av;

@@ -48,10 +48,14 @@ const MAX_SYSTEM_MEM: usize = SYSTEM_MEM + SIZE_SZ;
 /// Bytes of a `malloc_state` (`sizeof (struct malloc_state)`).
 pub const ARENA_STATE_SIZE: usize = MAX_SYSTEM_MEM + SIZE_SZ;
 
-/// Where each arena keeps the head of its deferred frees (our extension).
-const DEFERRED: usize = ARENA_STATE_SIZE;
+/// Where each arena keeps the head of its deferred frees (our extension):
+/// on a cache line of its own, since other threads write it while the owner
+/// reads the state (a line's distance either side, whatever the arena's
+/// alignment).
+const DEFERRED: usize = ARENA_STATE_SIZE + CACHE_LINE;
 /// Bytes of an arena's state: glibc's struct and our extension.
-pub const ARENA_SIZE: usize = DEFERRED + SIZE_SZ;
+pub const ARENA_SIZE: usize = DEFERRED + CACHE_LINE;
+const CACHE_LINE: usize = 64;
 const FREE_LIST: usize = ARENA_SIZE;
 const NARENAS: usize = FREE_LIST + SIZE_SZ;
 const NEXT_TO_USE: usize = NARENAS + SIZE_SZ;

@@ -34,6 +34,14 @@ unsafe fn deferred_head<'a>(av: usize) -> &'a AtomicUsize {
     unsafe { &*(Arena(av).deferred_slot() as *const AtomicUsize) }
 }
 
+/// The deferred-free head word: a chunk address below, the queue's length
+/// from this bit up.
+const DEFERRED_COUNT_SHIFT: u32 = 48;
+const DEFERRED_ADDR_MASK: usize = (1 << DEFERRED_COUNT_SHIFT) - 1;
+/// Frees queued on one arena at most; past it a foreign thread waits for
+/// the lock and frees the chunk itself.
+const DEFERRED_MAX: usize = 4096;
+
 /// Processors this process may run on (for the default arena limit).
 static CPUS: AtomicU32 = AtomicU32::new(0);
 
@@ -343,17 +351,28 @@ unsafe impl Memory for RawMemory {
         ARENA_LIST_LOCK.unlock();
     }
 
-    fn defer_free(&mut self, av: usize, chunk: usize) -> Result<bool, Abandoned> {
-        // A lock-free push (Treiber stack) linked through the chunk's fd
-        // word; the owner takes the whole list at once, so there is no ABA.
+    fn defer_chain(&mut self, av: usize, first: usize, last: usize, n: usize) -> Result<bool, Abandoned> {
+        // A lock-free push (Treiber stack) linked through the chunks' fd
+        // words; takers take the whole list at once, so there is no ABA.
+        // The head word carries the queue's length in its top bits (user
+        // addresses stay below 2^47), which bounds what an idle owner can
+        // leave unreclaimed.
+        if (first | last) >> DEFERRED_COUNT_SHIFT != 0 {
+            return Ok(false);
+        }
         // SAFETY: `av` is an arena of this instance (see arena_lock).
         let head = unsafe { deferred_head(av) };
-        let fd = chunk + 2 * core::mem::size_of::<usize>();
+        let fd = last + 2 * core::mem::size_of::<usize>();
         let mut old = head.load(Relaxed);
         loop {
-            // SAFETY: the chunk is being freed: its fd word is ours.
-            unsafe { (fd as *mut usize).write(old) };
-            match head.compare_exchange_weak(old, chunk, Release, Relaxed) {
+            let queued = old >> DEFERRED_COUNT_SHIFT;
+            if queued + n > DEFERRED_MAX {
+                return Ok(false);
+            }
+            // SAFETY: the chunks are being freed: their fd words are ours.
+            unsafe { (fd as *mut usize).write(old & DEFERRED_ADDR_MASK) };
+            let new = first | (queued + n) << DEFERRED_COUNT_SHIFT;
+            match head.compare_exchange_weak(old, new, Release, Relaxed) {
                 Ok(_) => return Ok(true),
                 Err(now) => old = now,
             }
@@ -362,12 +381,12 @@ unsafe impl Memory for RawMemory {
 
     #[inline(always)]
     fn take_deferred(&mut self, av: usize) -> Result<usize, Abandoned> {
-        // SAFETY: as in defer_free.
+        // SAFETY: as in defer_chain.
         let head = unsafe { deferred_head(av) };
         if head.load(Relaxed) == 0 {
             return Ok(0);
         }
-        Ok(head.swap(0, Acquire))
+        Ok(head.swap(0, Acquire) & DEFERRED_ADDR_MASK)
     }
 
     #[inline(always)]
