@@ -62,3 +62,6 @@ clean:
 
 # The compatibility table against glibc, jemalloc, tcmalloc and mimalloc (make compat), valgrind.
 -include c-tests/compat.mk
+
+# Thread-scaling benchmark against glibc, jemalloc, tcmalloc and mimalloc (make bench-threads).
+-include bench/threads.mk

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Thread-scaling benchmark: bench/threads.c under five allocators.
+#
+#   bench/run-threads.sh OURLIB OUT.md
+#
+# OURLIB is the libptmalloc-rs.so to measure (LD_PRELOAD). The others:
+# glibc (nothing preloaded), jemalloc, tcmalloc (minimal) and mimalloc
+# (LD_PRELOAD of the Debian packages' libraries, installed when missing; one
+# that still cannot be found is shown as n/a).
+#
+# For each workload (prodcons, larson, private) and each thread count T in
+# 1 2 4 8, the five allocators run interleaved (A B C D E, A B C D E, ...)
+# BENCH_REPS times (default 5). Each run records the program's own elapsed
+# time (its "seconds=" line) and its peak RSS in KiB (/usr/bin/time %M).
+# The table (medians, ratios, spread of ours) goes to OUT.md and the
+# terminal; every run's raw figures to build/bench/threads-runs.tsv.
+#
+# Environment:
+#   BENCH_REPS=N     repetitions (default 5)
+#   BENCH_QUICK=1    smoke test: 1 repetition, a tenth of the work
+#   BENCH_TIMEOUT=S  a run still going after S seconds is killed (default 120)
+#   CC               C compiler (default cc)
+set -u
+usage="usage: bench/run-threads.sh OURLIB OUT.md"
+ours=${1:?$usage}
+out_md=${2:?$usage}
+[ -f "$ours" ] || { echo "run-threads.sh: $ours: no such library" >&2; exit 1; }
+ours=$(realpath -s "$ours")
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+bdir=$root/build/bench
+mkdir -p "$bdir/threads-out" "$(dirname "$out_md")"
+CC=${CC:-cc}
+
+quick=${BENCH_QUICK:-}
+[ "$quick" = 0 ] && quick=
+reps=${BENCH_REPS:-5}
+[ -n "$quick" ] && reps=1
+case $reps in ''|*[!0-9]*|0) echo "run-threads.sh: BENCH_REPS must be a positive integer" >&2; exit 1 ;; esac
+timeout_s=${BENCH_TIMEOUT:-120}
+
+workloads=(prodcons larson private)
+threads=(1 2 4 8)
+# Total work per run, the same for every T (the defaults of threads.c).
+declare -A work=([prodcons]=6000000 [larson]=16000000 [private]=12000000)
+if [ -n "$quick" ]; then
+  for w in "${workloads[@]}"; do work[$w]=$((work[$w] / 10)); done
+fi
+
+start=$SECONDS
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- build
+bin=$bdir/threads
+"$CC" -std=c11 -O2 -pthread -Wall -Wextra -o "$bin" "$here/threads.c" ||
+  { echo "run-threads.sh: building threads.c failed" >&2; exit 1; }
+
+# --- tools and peer allocators
+libdir=/usr/lib/x86_64-linux-gnu
+names=(ptmalloc-rs glibc jemalloc tcmalloc mimalloc)
+preloads=("$ours" "" "$libdir/libjemalloc.so.2" "$libdir/libtcmalloc_minimal.so.4" "$libdir/libmimalloc.so.2")
+
+sudo=()
+[ "$(id -u)" = 0 ] || sudo=(sudo)
+apt_install() {  # packages...: install, with apt-get update first if that fails
+  echo "installing $* (log: $bdir/apt.log)"
+  "${sudo[@]}" apt-get install -y "$@" >>"$bdir/apt.log" 2>&1 ||
+    { "${sudo[@]}" apt-get update >>"$bdir/apt.log" 2>&1 &&
+      "${sudo[@]}" apt-get install -y "$@" >>"$bdir/apt.log" 2>&1; } ||
+    echo "run-threads.sh: could not install $* (see $bdir/apt.log)" >&2
+}
+missing=
+for p in "${preloads[@]:2}"; do [ -e "$p" ] || missing=1; done
+[ -n "$missing" ] && apt_install libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
+[ -x /usr/bin/time ] || apt_install time
+[ -x /usr/bin/time ] || { echo "run-threads.sh: /usr/bin/time is needed for peak RSS" >&2; exit 1; }
+
+# --- runs
+tsv=$bdir/threads-runs.tsv
+printf 'workload\tthreads\tallocator\trep\tseconds\tpeak_rss_kib\tstatus\n' >"$tsv"
+
+# run_one WORKLOAD T INDEX REP: appends one line to the TSV
+run_one() {
+  local w=$1 t=$2 i=$3 rep=$4
+  local name=${names[$i]} pre=${preloads[$i]}
+  local o=$bdir/threads-out/$w.$t.$name.$rep
+  local preload_env=(-u LD_PRELOAD)
+  [ -n "$pre" ] && preload_env=(LD_PRELOAD="$pre")
+  env -u GLIBC_TUNABLES -u MALLOC_CHECK_ -u MALLOC_ARENA_MAX -u MALLOC_ARENA_TEST \
+      -u MALLOC_PERTURB_ -u MALLOC_TOP_PAD_ -u MALLOC_TRIM_THRESHOLD_ \
+      -u MALLOC_MMAP_THRESHOLD_ -u MALLOC_MMAP_MAX_ -u MALLOC_CONF -u MIMALLOC_OPTIONS \
+      -u LD_PRELOAD -u LD_LIBRARY_PATH \
+      timeout -s KILL "$timeout_s" \
+      /usr/bin/time -f %M -o "$o.rss" \
+      env "${preload_env[@]}" "$bin" "$w" "$t" "${work[$w]}" >"$o.out" 2>"$o.err" </dev/null
+  local rc=$? secs rss status=ok
+  secs=$(sed -n 's/.* seconds=\([0-9.]*\) .*/\1/p' "$o.out")
+  rss=$(tail -n 1 "$o.rss" 2>/dev/null)
+  case $rss in ''|*[!0-9]*) rss=- ;; esac
+  if [ "$rc" = 137 ]; then status=timeout
+  elif [ "$rc" -gt 128 ]; then status="signal-$((rc - 128))"
+  elif [ "$rc" != 0 ]; then status="exit-$rc"
+  elif [ -z "$secs" ]; then status=no-output; fi
+  if [ "$status" = ok ]; then
+    rm -f "$o.out" "$o.err" "$o.rss"
+  else
+    secs=-
+    echo "  $name $w T=$t rep $rep: $status (output in $o.*)" >&2
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$t" "$name" "$rep" "$secs" "$rss" "$status" >>"$tsv"
+}
+
+avail=()
+for i in "${!names[@]}"; do
+  pre=${preloads[$i]}
+  if [ -n "$pre" ] && [ ! -e "$pre" ]; then
+    echo "${names[$i]}: $pre not found, shown as n/a" >&2
+  else
+    avail+=("$i")
+  fi
+done
+
+nruns=$(( ${#workloads[@]} * ${#threads[@]} * reps * ${#avail[@]} ))
+echo "threads: ${#workloads[@]} workloads x ${#threads[@]} thread counts x $reps reps x ${#avail[@]} allocators = $nruns runs${quick:+ (quick)}"
+for w in "${workloads[@]}"; do
+  for t in "${threads[@]}"; do
+    printf '%-8s T=%s ' "$w" "$t"
+    for ((rep = 1; rep <= reps; rep++)); do
+      for i in "${avail[@]}"; do run_one "$w" "$t" "$i" "$rep"; done
+      printf '.'
+    done
+    printf ' %ss\n' "$((SECONDS - start))"
+  done
+done
+elapsed=$((SECONDS - start))
+
+# --- table
+# table KIND: KIND is seconds (column 5) or rss (column 6)
+table() {
+  awk -F'\t' -v kind="$1" -v reps="$reps" -v names="${names[*]}" -v avail=" ${avail[*]} " '
+    function median(key,   n, i, j, tmp, a) {
+      n = cnt[key]
+      for (i = 1; i <= n; i++) a[i] = val[key, i]
+      for (i = 2; i <= n; i++) { tmp = a[i]; for (j = i - 1; j >= 1 && a[j] > tmp; j--) a[j + 1] = a[j]; a[j + 1] = tmp }
+      if (n % 2) return a[(n + 1) / 2]
+      return (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function fmt(x) { return kind == "seconds" ? sprintf("%.3f", x) : sprintf("%d", x + 0.5) }
+    function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
+    NR == 1 { next }
+    {
+      col = kind == "seconds" ? $5 : $6
+      key = $1 SUBSEP $2 SUBSEP $3
+      if (!(($1 SUBSEP $2) in seen)) { seen[$1, $2] = 1; order[++nrows] = $1 SUBSEP $2 }
+      if ($7 != "ok") { failed[key]++ }
+      if (col != "-") { cnt[key]++; val[key, cnt[key]] = col + 0 }
+    }
+    END {
+      na = split(names, nm, " ")
+      unit = kind == "seconds" ? "s" : "KiB"
+      printf "| workload | T |"
+      for (k = 1; k <= na; k++) printf " %s %s |", nm[k], unit
+      printf " ours/glibc | ours/mimalloc | spread |\n|---|--:|"
+      for (k = 1; k <= na + 3; k++) printf "--:|"
+      printf "\n"
+      for (r = 1; r <= nrows; r++) {
+        split(order[r], wt, SUBSEP)
+        printf "| %s | %s |", wt[1], wt[2]
+        delete med
+        for (k = 1; k <= na; k++) {
+          key = order[r] SUBSEP nm[k]
+          if (index(avail, " " (k - 1) " ") == 0) { cell = "n/a" }
+          else if (cnt[key] == 0) { cell = "fail" }
+          else {
+            med[k] = median(key); cell = fmt(med[k])
+            if (failed[key]) cell = cell " (" failed[key] " fail)"
+          }
+          printf " %s |", cell
+        }
+        key = order[r] SUBSEP nm[1]
+        sp = "-"
+        if (cnt[key] > 0) {
+          lo = hi = val[key, 1]
+          for (i = 2; i <= cnt[key]; i++) { if (val[key, i] < lo) lo = val[key, i]; if (val[key, i] > hi) hi = val[key, i] }
+          sp = lo > 0 ? sprintf("%.2f", hi / lo) : "-"
+          if (lo > 0 && hi / lo > 1.15) sp = sp "!"
+        }
+        printf " %s | %s | %s |\n", ratio(med[1], med[2]), ratio(med[1], med[5]), sp
+      }
+    }' "$tsv"
+}
+
+ncpu=$(nproc)
+glibc_version=$(ldd --version | head -n 1 | awk '{print $NF}')
+{
+  echo "# Thread scaling: libptmalloc-rs against glibc, jemalloc, tcmalloc and mimalloc"
+  echo
+  echo "Generated by \`bench/run-threads.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'): $(uname -srm), $ncpu CPUs, glibc $glibc_version;"
+  echo "ours = \`$ours\`; $reps repetition(s) per cell, allocators interleaved;"
+  echo "work per run (the same for every T): prodcons ${work[prodcons]} objects, larson ${work[larson]} steps, private ${work[private]} steps${quick:+ (BENCH_QUICK: a tenth of the default)}."
+  echo "Load average at start: $load_at_start. Whole run: ${elapsed} s."
+  echo
+  echo "## Elapsed time (median seconds, the program's own clock; lower is better)"
+  echo
+  table seconds
+  echo
+  echo "## Peak RSS (median KiB, /usr/bin/time %M; lower is better)"
+  echo
+  table rss
+  echo
+  echo "T: worker threads (prodcons: T producers + T consumers). ours/glibc, ours/mimalloc:"
+  echo "ratio of the medians (below 1: ours is faster / smaller). spread: max/min of ours over"
+  echo "the repetitions, \`!\` when above 1.15 (a noisy cell: rerun before drawing conclusions)."
+  echo "fail: every run failed (see build/bench/threads-out/); n/a: allocator not installed."
+  echo "Raw figures: $tsv"
+} >"$out_md"
+cat "$out_md"
