@@ -395,20 +395,8 @@ child_work (int i)
 static void
 describe_child (char *buf, size_t n, int i, int r, int status)
 {
-  char st[96];
-  if (r == 0)
-    snprintf (buf, n, "fork #%d: the child hung and was killed after %ld ms",
-              i, CHILD_DEADLINE_MS);
-  else if (r < 0)
-    snprintf (buf, n, "fork #%d: waitpid failed: %s", i, strerror (errno));
-  else if (WIFEXITED (status) && WEXITSTATUS (status) > 0
-           && WEXITSTATUS (status) < CHILD_CODE_END
-           && child_code_names[WEXITSTATUS (status)] != NULL)
-    snprintf (buf, n, "fork #%d: in the child, %s (exit status %d)", i,
-              child_code_names[WEXITSTATUS (status)], WEXITSTATUS (status));
-  else
-    snprintf (buf, n, "fork #%d: the child %s", i,
-              tst_describe_status (status, st, sizeof st));
+  tst_describe_fork_child (buf, n, i, r, status, CHILD_DEADLINE_MS,
+                           child_code_names, CHILD_CODE_END);
 }
 
 static void

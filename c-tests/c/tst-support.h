@@ -376,6 +376,30 @@ tst_describe_status (int status, char *buf, size_t n)
   return buf;
 }
 
+/* What became of fork child #I, from tst_wait_deadline's result R and the
+   wait STATUS: hung (killed after DEADLINE_MS), waitpid failed, an exit
+   code named in NAMES[0 .. N_NAMES - 1], or its raw status.  */
+TST_FN void
+tst_describe_fork_child (char *buf, size_t n, int i, int r, int status,
+                         long deadline_ms, const char *const *names,
+                         int n_names)
+{
+  char st[96];
+  if (r == 0)
+    snprintf (buf, n, "fork #%d: the child hung and was killed after %ld ms",
+              i, deadline_ms);
+  else if (r < 0)
+    snprintf (buf, n, "fork #%d: waitpid failed: %s", i, strerror (errno));
+  else if (WIFEXITED (status) && WEXITSTATUS (status) > 0
+           && WEXITSTATUS (status) < n_names
+           && names[WEXITSTATUS (status)] != NULL)
+    snprintf (buf, n, "fork #%d: in the child, %s (exit status %d)", i,
+              names[WEXITSTATUS (status)], WEXITSTATUS (status));
+  else
+    snprintf (buf, n, "fork #%d: the child %s", i,
+              tst_describe_status (status, st, sizeof st));
+}
+
 /* Fork, run FN (ARG) in the child under alarm (TIMEOUT_S) and _exit with
    its return value.  Returns the wait status, or -1 if fork or waitpid
    failed.  Output buffers are flushed on both sides of the fork.  */
