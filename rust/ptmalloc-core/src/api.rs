@@ -279,7 +279,7 @@ impl<M: Memory> Allocator<M> {
         // threads, without its lock; so is one of our own arena when another
         // thread holds it. Only a full queue makes us wait for the lock.
         if av != tc.arena || !self.mem.try_lock_arena(av.0) {
-            if self.mem.defer_chain(av.0, p.0, p.0, 1)? {
+            if self.mem.defer_free(av.0, p.0)? {
                 return Ok(());
             }
             self.mem.lock_arena(av.0);

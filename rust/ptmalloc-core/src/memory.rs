@@ -99,14 +99,13 @@ pub unsafe trait Memory {
     /// Release the lock of the list of arenas.
     #[inline(always)]
     fn unlock_arena_list(&self) {}
-    /// Queue the chain of `n` chunks from `first` to `last` (linked through
-    /// each chunk's `fd` word) on arena `av`'s deferred frees, for its owner
-    /// or the next holder of its lock to take (see [`Memory::take_deferred`]):
+    /// Queue `chunk` on arena `av`'s deferred frees, for its owner or the
+    /// next holder of its lock to take (see [`Memory::take_deferred`]):
     /// `true` if queued, `false` if the source does not queue frees or the
-    /// queue is full (the caller then frees the chunks under the lock).
+    /// queue is full (the caller then frees the chunk under the lock).
     #[inline(always)]
-    fn defer_chain(&mut self, av: usize, first: usize, last: usize, n: usize) -> Result<bool, Self::Error> {
-        let _ = (av, first, last, n);
+    fn defer_free(&mut self, av: usize, chunk: usize) -> Result<bool, Self::Error> {
+        let _ = (av, chunk);
         Ok(false)
     }
     /// Take every chunk queued for `av`, with or without its lock (takers

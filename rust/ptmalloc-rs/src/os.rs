@@ -351,27 +351,27 @@ unsafe impl Memory for RawMemory {
         ARENA_LIST_LOCK.unlock();
     }
 
-    fn defer_chain(&mut self, av: usize, first: usize, last: usize, n: usize) -> Result<bool, Abandoned> {
-        // A lock-free push (Treiber stack) linked through the chunks' fd
-        // words; takers take the whole list at once, so there is no ABA.
+    fn defer_free(&mut self, av: usize, chunk: usize) -> Result<bool, Abandoned> {
+        // A lock-free push (Treiber stack) linked through the chunk's fd
+        // word; takers take the whole list at once, so there is no ABA.
         // The head word carries the queue's length in its top bits (user
         // addresses stay below 2^47), which bounds what an idle owner can
         // leave unreclaimed.
-        if (first | last) >> DEFERRED_COUNT_SHIFT != 0 {
+        if chunk >> DEFERRED_COUNT_SHIFT != 0 {
             return Ok(false);
         }
         // SAFETY: `av` is an arena of this instance (see arena_lock).
         let head = unsafe { deferred_head(av) };
-        let fd = last + 2 * core::mem::size_of::<usize>();
+        let fd = chunk + 2 * core::mem::size_of::<usize>();
         let mut old = head.load(Relaxed);
         loop {
             let queued = old >> DEFERRED_COUNT_SHIFT;
-            if queued + n > DEFERRED_MAX {
+            if queued >= DEFERRED_MAX {
                 return Ok(false);
             }
-            // SAFETY: the chunks are being freed: their fd words are ours.
+            // SAFETY: the chunk is being freed: its fd word is ours.
             unsafe { (fd as *mut usize).write(old & DEFERRED_ADDR_MASK) };
-            let new = first | (queued + n) << DEFERRED_COUNT_SHIFT;
+            let new = chunk | (queued + 1) << DEFERRED_COUNT_SHIFT;
             match head.compare_exchange_weak(old, new, Release, Relaxed) {
                 Ok(_) => return Ok(true),
                 Err(now) => old = now,
@@ -381,7 +381,7 @@ unsafe impl Memory for RawMemory {
 
     #[inline(always)]
     fn take_deferred(&mut self, av: usize) -> Result<usize, Abandoned> {
-        // SAFETY: as in defer_chain.
+        // SAFETY: as in defer_free.
         let head = unsafe { deferred_head(av) };
         if head.load(Relaxed) == 0 {
             return Ok(0);

@@ -126,25 +126,33 @@ fn init() {
     GLOBAL.lock.unlock();
 }
 
-/// A handle on the allocator with a consistent copy of the instance-wide
-/// values (initialised).
-#[inline(always)]
-fn handle() -> Alloc {
+/// Copy the instance-wide values into `dst` under the sequence lock;
+/// returns the (even) version copied.
+fn copy_instance(dst: &mut MaybeUninit<Alloc>) -> usize {
     loop {
         let v1 = GLOBAL.version.load(Acquire);
         if v1 & 1 == 0 {
             // SAFETY: a bitwise copy of plain data (the memory source is a
             // unit struct, nothing owns a resource), initialised before
-            // `ready`; a copy torn by a concurrent writer is dropped unread.
-            let copy = unsafe { core::ptr::read(GLOBAL.proto.get()) };
+            // `ready`; a copy torn by a concurrent writer is retried before
+            // anyone reads it.
+            unsafe { core::ptr::copy_nonoverlapping(GLOBAL.proto.get(), dst, 1) };
             fence(Acquire);
             if GLOBAL.version.load(Relaxed) == v1 {
-                // SAFETY: untorn, so initialised.
-                return unsafe { copy.assume_init() };
+                return v1;
             }
         }
         core::hint::spin_loop();
     }
+}
+
+/// A handle on the allocator with a consistent copy of the instance-wide
+/// values (initialised).
+fn handle() -> Alloc {
+    let mut a = MaybeUninit::uninit();
+    copy_instance(&mut a);
+    // SAFETY: `copy_instance` filled it with an untorn copy.
+    unsafe { a.assume_init() }
 }
 
 /// Change the instance-wide values under the instance lock.
@@ -225,20 +233,7 @@ pub struct InstanceCache {
 /// Bring this thread's copy up to date with the instance.
 #[cold]
 fn refresh(cache: &mut InstanceCache) {
-    loop {
-        let v1 = GLOBAL.version.load(Acquire);
-        if v1 & 1 == 0 {
-            // SAFETY: a bitwise copy of plain data, as in `handle`; a copy
-            // torn by a concurrent writer is overwritten before any use.
-            unsafe { core::ptr::copy_nonoverlapping(GLOBAL.proto.get(), &mut cache.alloc, 1) };
-            fence(Acquire);
-            if GLOBAL.version.load(Relaxed) == v1 {
-                cache.copied = v1.wrapping_add(1);
-                return;
-            }
-        }
-        core::hint::spin_loop();
-    }
+    cache.copied = copy_instance(&mut cache.alloc).wrapping_add(1);
 }
 
 /// Run `f` on a handle of the allocator with this thread's cache state;

@@ -16,53 +16,34 @@ use ptmalloc_core::{Arena, Tcache, ThreadCache};
 
 use crate::process::InstanceCache;
 
-/// Size of the thread's instance copy, for the assembler.
-const INSTANCE_BYTES: usize = core::mem::size_of::<InstanceCache>();
-
 /// The stored form of a thread's state: the tcache address, the arena
-/// address and a flag word.
+/// address, a flag word, then the thread's copy of the instance. Zero at
+/// thread start.
 #[repr(C)]
 struct Slot {
     tcache: usize,
     arena: usize,
     shutting_down: usize,
+    instance: InstanceCache,
 }
+
+/// Size of the slot, for the assembler.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+const SLOT_BYTES: usize = core::mem::size_of::<Slot>();
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod imp {
-    use super::{InstanceCache, Slot, INSTANCE_BYTES};
+    use super::{Slot, SLOT_BYTES};
 
     core::arch::global_asm!(
         ".section .tbss,\"awT\",@nobits",
-        ".p2align 4",
+        ".p2align 6",
         ".hidden ptmalloc_rs_thread_slot",
         "ptmalloc_rs_thread_slot:",
-        ".zero 24",
-        ".p2align 6",
-        ".hidden ptmalloc_rs_thread_instance",
-        "ptmalloc_rs_thread_instance:",
-        ".zero {instance}",
+        ".zero {slot}",
         ".text",
-        instance = const INSTANCE_BYTES,
+        slot = const SLOT_BYTES,
     );
-
-    /// The address of this thread's instance copy (zeroed at thread start).
-    #[inline(always)]
-    pub fn instance_cache() -> *mut InstanceCache {
-        let offset: usize;
-        let base: usize;
-        // SAFETY: as in `slot`.
-        unsafe {
-            core::arch::asm!(
-                "mov {off}, qword ptr [rip + ptmalloc_rs_thread_instance@GOTTPOFF]",
-                "mov {base}, qword ptr fs:[0]",
-                off = out(reg) offset,
-                base = out(reg) base,
-                options(nostack, preserves_flags, readonly, pure),
-            );
-        }
-        base.wrapping_add(offset) as *mut InstanceCache
-    }
 
     /// The address of this thread's slot.
     #[inline(always)]
@@ -87,26 +68,19 @@ mod imp {
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 mod imp {
-    use super::{InstanceCache, Slot};
+    use super::Slot;
     use core::cell::UnsafeCell;
     use core::mem::MaybeUninit;
 
     std::thread_local! {
         // Const-initialised and without Drop: no destructor, no allocation.
-        static SLOT: UnsafeCell<Slot> = const { UnsafeCell::new(Slot { tcache: 0, arena: 0, shutting_down: 0 }) };
-        static INSTANCE: UnsafeCell<MaybeUninit<InstanceCache>> = const { UnsafeCell::new(MaybeUninit::zeroed()) };
-    }
-
-    /// The address of this thread's instance copy (zeroed at thread start).
-    #[inline(always)]
-    pub fn instance_cache() -> *mut InstanceCache {
-        INSTANCE.with(|s| s.get().cast())
+        static SLOT: UnsafeCell<MaybeUninit<Slot>> = const { UnsafeCell::new(MaybeUninit::zeroed()) };
     }
 
     /// The address of this thread's slot.
     #[inline(always)]
     pub fn slot() -> *mut Slot {
-        SLOT.with(|s| s.get())
+        SLOT.with(|s| s.get().cast())
     }
 }
 
@@ -135,5 +109,6 @@ pub fn set(tc: ThreadCache) {
 /// This thread's copy of the instance (see `process::with_alloc`).
 #[inline(always)]
 pub fn instance_cache() -> *mut InstanceCache {
-    imp::instance_cache()
+    // SAFETY: a field of this thread's slot; no reference is formed.
+    unsafe { &raw mut (*imp::slot()).instance }
 }
