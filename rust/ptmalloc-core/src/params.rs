@@ -71,6 +71,12 @@ pub struct Params {
     pub tcache_unsorted_limit: usize,
     /// The check action (`M_CHECK_ACTION`), kept for reporting.
     pub check_action: i32,
+    /// Checks beyond glibc's (keyed chunk headers, double frees glibc
+    /// misses): on in the process allocator, off in glibc's profile.
+    pub hardened: bool,
+    /// Fill freed memory and verify the fill when the chunk is reused,
+    /// reporting writes after free (opt-in: it touches every freed byte).
+    pub free_check: bool,
 }
 
 impl Default for Params {
@@ -90,6 +96,8 @@ impl Default for Params {
             tcache_count: TCACHE_FILL_COUNT,
             tcache_unsorted_limit: 0,
             check_action: 3,
+            hardened: false,
+            free_check: false,
         }
     }
 }
