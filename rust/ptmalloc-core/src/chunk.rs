@@ -82,25 +82,25 @@ pub enum HeaderState {
 #[inline(always)]
 const fn header_tag(key: usize, addr: usize, low: usize) -> usize {
     let h = ((addr.rotate_left(28) ^ (low & !PREV_INUSE)).wrapping_mul(key) >> 1) & TAG_BITS;
-    if low & PREV_INUSE != 0 {
-        h ^ (prev_inuse_bits(key) & TAG_BITS)
-    } else {
-        h
-    }
+    h ^ (key & TAG_BITS & (low & PREV_INUSE).wrapping_neg())
 }
 
 /// What setting PREV_INUSE changes in a keyed header: the bit and a keyed
-/// flip of the check value.
+/// flip of the check value (never zero: see [`KEY_BITS`]).
 #[inline(always)]
 const fn prev_inuse_bits(key: usize) -> usize {
-    PREV_INUSE | ((key >> 7) & TAG_BITS) | (1 << 49)
+    PREV_INUSE | (key & TAG_BITS)
 }
+
+/// Bits every header key has set: odd (a product by it loses no bit) and
+/// with a non-zero PREV_INUSE flip.
+pub const KEY_BITS: usize = 1 | (1 << 50);
 
 /// What parking changes in a keyed header: the parked bit and a keyed
 /// flip of the check value (so a parked header is not a valid one).
 #[inline(always)]
 const fn park_bits(key: usize) -> usize {
-    PARKED | (key & TAG_BITS) | (1 << 48)
+    PARKED | ((key >> 16) & TAG_BITS) | (1 << 48)
 }
 
 /// The chunk size that serves a request of `req` bytes (`request2size`).

@@ -43,7 +43,7 @@ pub const fn header_key_from(seed: usize) -> usize {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) | 1
+    (z ^ (z >> 31)) | crate::chunk::KEY_BITS
 }
 
 /// A chunk the user hands back (free, realloc) must be in use: its header

@@ -215,7 +215,9 @@ impl<M: Memory> Allocator<M> {
                     .mem
                     .corruption("malloc(): unaligned fastbin chunk detected 3"));
             }
-            harden::unpark(&mut self.mem, victim, FASTBIN_ENTRY_CORRUPT)?;
+            // Parked to valid without a check: the header is checked when
+            // the chunk leaves the tcache (a forged one stays forged).
+            victim.toggle_parked(&mut self.mem)?;
             let next = reveal_ptr(victim.fd_addr(), victim.fd(&self.mem)?.0);
             av.set_fastbin(&mut self.mem, idx, Chunk(next))?;
             tc.put(&mut self.mem, victim, tc_idx, self.tcache_key)?;

@@ -66,7 +66,7 @@ pub unsafe trait Memory {
     fn header_key(&self) -> usize {
         0
     }
-    /// Start keying chunk headers with `key` (non-zero); a source that
+    /// Start keying chunk headers with `key` (with `chunk::KEY_BITS` set); a source that
     /// cannot keep a key ignores it and `header_key` stays 0.
     fn set_header_key(&mut self, key: usize) {
         let _ = key;
