@@ -285,6 +285,7 @@ impl<M: Memory> Allocator<M> {
             "free(): double free detected",
             "free(): invalid chunk header",
         )?;
+        crate::harden::check_next_in_use(m, p, size, "free(): double free detected")?;
         if cfg.fill {
             crate::harden::fill_freed(m, p, size)?;
         }
@@ -426,6 +427,14 @@ impl<M: Memory> Allocator<M> {
             "realloc(): block already freed",
             "realloc(): invalid chunk header",
         )?;
+        if !mmapped {
+            crate::harden::check_next_in_use(
+                &mut self.mem,
+                oldp,
+                old_size,
+                "realloc(): block already freed",
+            )?;
+        }
         if self.params.hardened && !mmapped && self.realloc_of_cached(tc.tcache, old_mem, old_size)? {
             return Err(self.mem.corruption("realloc(): block already freed"));
         }

@@ -106,6 +106,23 @@ pub(crate) fn unpark<M: Memory>(m: &mut M, p: Chunk, message: &'static str) -> R
     p.toggle_parked(m)
 }
 
+/// A heap chunk the user hands back must be in use as its successor sees
+/// it (glibc looks only on the arena path): a clear PREV_INUSE means the
+/// chunk is free in a bin, or lies inside a free chunk it was merged into
+/// (a stale header: house of botcake).
+#[inline(always)]
+pub(crate) fn check_next_in_use<M: Memory>(
+    m: &mut M,
+    p: Chunk,
+    size: usize,
+    message: &'static str,
+) -> Res<(), M> {
+    if m.header_key() != 0 && !p.inuse_at(m, size)? {
+        return Err(m.corruption(message));
+    }
+    Ok(())
+}
+
 /// The next chunk of a chunk being freed must have a valid (or parked)
 /// header: a forged one means the freed block overflowed into it.
 #[inline(always)]
