@@ -32,10 +32,16 @@ pub struct ThreadCache {
 /// `malloc_from_deferred`).
 const DEFERRED_CACHE_COUNT: usize = 32;
 
+/// A hardened instance's message for a queued chunk that is not parked.
+pub(crate) const REMOTE_ENTRY_CORRUPT: &str = "free(): corrupted remote free entry";
+
 impl<M: Memory> Allocator<M> {
     /// A new instance whose main arena state lives at `main_arena` (the
     /// memory source must back `state::MAIN_ARENA_STORAGE` bytes there).
-    /// `tcache_key` marks cached chunks (glibc draws it at random).
+    /// `tcache_key` marks cached chunks (glibc draws it at random). A
+    /// hardened instance keys its chunk headers with a secret mixed from it;
+    /// a host with entropy to spare sets its own with
+    /// `Memory::set_header_key` before the first allocation.
     pub fn new(mem: M, main_arena: usize, tcache_key: usize, params: Params) -> Res<Self, M> {
         let mut a = Allocator {
             mem,
@@ -47,6 +53,9 @@ impl<M: Memory> Allocator<M> {
             main: Arena(main_arena),
             tcache_key,
         };
+        if a.params.hardened {
+            a.mem.set_header_key(crate::harden::header_key_from(tcache_key));
+        }
         a.main.init(&mut a.mem, true)?;
         Ok(a)
     }
@@ -165,7 +174,11 @@ impl<M: Memory> Allocator<M> {
         // The entry test is ours: a count out of step with its list (a fork
         // from a signal handler mid-update) must not hand out address 0.
         if idx < cfg.bins && tc.count(m, idx)? > 0 && tc.entry(m, idx)? != 0 {
-            return Ok(Some(tc.get(m, idx)?));
+            let e = tc.get(m, idx)?;
+            if cfg.fill {
+                crate::harden::check_fill(m, Chunk::from_mem(e))?;
+            }
+            return Ok(Some(e));
         }
         Ok(None)
     }
@@ -206,6 +219,7 @@ impl<M: Memory> Allocator<M> {
         while c != 0 {
             let p = Chunk(c);
             c = self.mem.read(p.fd_addr())?;
+            crate::harden::check_free(&mut self.mem, p, REMOTE_ENTRY_CORRUPT)?;
             let idx = csize2tidx(p.size(&self.mem)?);
             if idx < cfg.bins && tc.count(&self.mem, idx)? < room {
                 tc.check_double_free(&mut self.mem, p, idx, &cfg)?;
@@ -237,6 +251,9 @@ impl<M: Memory> Allocator<M> {
     #[inline(always)]
     pub fn free_cached(m: &mut M, cfg: &TcacheConfig, tc: Tcache, mem: usize) -> Res<Option<Chunk>, M> {
         let p = Chunk::from_mem(mem);
+        if m.was_unmapped(p.0) {
+            return Err(m.corruption("munmap_chunk(): double free detected"));
+        }
         let raw = p.size_field(m)?;
         if raw & IS_MMAPPED != 0 || !tc.exists() {
             return Ok(Some(p));
@@ -247,11 +264,31 @@ impl<M: Memory> Allocator<M> {
         if idx < cfg.bins {
             tc.check_double_free(m, p, idx, cfg)?;
             if tc.count(m, idx)? < cfg.count {
+                Self::check_freed(m, cfg, p, size)?;
                 tc.put(m, p, idx, cfg.key)?;
                 return Ok(None);
             }
         }
         Ok(Some(p))
+    }
+
+    /// A user's chunk enters a tcache bin, fastbin or queue: on a hardened
+    /// instance it must be in use (else it is a double free or not a chunk
+    /// at all); in free-check mode it is filled. (Only a fastbin parks it:
+    /// the header of a chunk in a tcache or queue is not written, because
+    /// the arena's holder may be changing its PREV_INUSE bit meanwhile.)
+    #[inline(always)]
+    pub(crate) fn check_freed(m: &mut M, cfg: &TcacheConfig, p: Chunk, size: usize) -> Res<(), M> {
+        crate::harden::check_in_use(
+            m,
+            p,
+            "free(): double free detected",
+            "free(): invalid chunk header",
+        )?;
+        if cfg.fill {
+            crate::harden::fill_freed(m, p, size)?;
+        }
+        Ok(())
     }
 
     /// The arena half of `free`: unmap a mapped chunk (raising the dynamic
@@ -279,6 +316,8 @@ impl<M: Memory> Allocator<M> {
         // threads, without its lock; so is one of our own arena when another
         // thread holds it. Only a full queue makes us wait for the lock.
         if av != tc.arena || !self.mem.try_lock_arena(av.0) {
+            let cfg = self.tcache_config();
+            Self::check_freed(&mut self.mem, &cfg, p, size)?;
             if self.mem.defer_free(av.0, p.0)? {
                 return Ok(());
             }
@@ -370,6 +409,9 @@ impl<M: Memory> Allocator<M> {
     /// `realloc` of a live block to a non-zero size (the part that needs the arena).
     pub fn realloc_block(&mut self, tc: &mut ThreadCache, old_mem: usize, bytes: usize) -> Res<usize, M> {
         let oldp = Chunk::from_mem(old_mem);
+        if self.mem.was_unmapped(oldp.0) {
+            return Err(self.mem.corruption("realloc(): block already freed"));
+        }
         let old_size = oldp.size(&self.mem)?;
         let mmapped = oldp.is_mmapped(&self.mem)?;
         if !mmapped {
@@ -377,6 +419,15 @@ impl<M: Memory> Allocator<M> {
         }
         if oldp.0 > old_size.wrapping_neg() || oldp.misaligned() {
             return Err(self.mem.corruption("realloc(): invalid pointer"));
+        }
+        crate::harden::check_in_use(
+            &mut self.mem,
+            oldp,
+            "realloc(): block already freed",
+            "realloc(): invalid chunk header",
+        )?;
+        if self.params.hardened && !mmapped && self.realloc_of_cached(tc.tcache, old_mem, old_size)? {
+            return Err(self.mem.corruption("realloc(): block already freed"));
         }
         let Some(nb) = checked_request2size(bytes) else {
             self.last_error = ENOMEM;
@@ -410,6 +461,17 @@ impl<M: Memory> Allocator<M> {
             self.free(tc, old_mem)?;
         }
         Ok(new_mem)
+    }
+
+    /// Whether a block given to realloc is in the thread's tcache (its key
+    /// word says it may be: the walk is free's double-free test).
+    fn realloc_of_cached(&self, tc: Tcache, mem: usize, size: usize) -> Res<bool, M> {
+        let cfg = self.tcache_config();
+        let idx = csize2tidx(size);
+        if !tc.exists() || idx >= cfg.bins || Tcache::key_of(&self.mem, mem)? != cfg.key {
+            return Ok(false);
+        }
+        tc.holds(&self.mem, mem, idx, cfg.count.max(1))
     }
 
     /// `memalign` (`_mid_memalign`): a non-power-of-two alignment is rounded

@@ -90,6 +90,7 @@ impl<M: Memory> Allocator<M> {
         while c != 0 {
             let p = Chunk(c);
             c = self.mem.read(p.fd_addr())?;
+            crate::harden::check_free(&mut self.mem, p, crate::api::REMOTE_ENTRY_CORRUPT)?;
             self.int_free(av, p, Tcache(0), false, true)?;
         }
         Ok(())

@@ -98,6 +98,9 @@ pub fn unlink_chunk<M: Memory>(m: &mut M, p: Chunk) -> Res<(), M> {
     if fd.bk(m)? != p || bk.fd(m)? != p {
         return Err(m.corruption("corrupted double-linked list"));
     }
+    // A hardened instance: the chunk's header must be the allocator's (a
+    // fake chunk with consistent links still fails here: unsafe unlink).
+    crate::harden::check_free(m, p, "corrupted free chunk header")?;
     fd.set_bk(m, bk)?;
     bk.set_fd(m, fd)?;
     if !in_smallbin_range(p.size_field(m)?) && p.fd_nextsize(m)?.0 != 0 {

@@ -50,6 +50,43 @@ pub const SIZE_BITS: usize = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
 /// Largest request ever satisfied: objects must stay subtractable.
 pub const MAX_REQUEST: usize = isize::MAX as usize;
 
+/// The bits of a size word that hold the size and flags when headers are
+/// keyed: no real chunk is 2^48 bytes, so the top 16 bits are free for a
+/// check value (bits 48..=62) and the parked bit.
+pub const HEADER_SIZE_BITS: usize = (1 << 48) - 1;
+/// The chunk sits in a tcache bin, a fastbin or a remote-free queue: in use
+/// as far as its neighbours know, but not the user's any more.
+pub const PARKED: usize = 1 << 63;
+const TAG_BITS: usize = 0x7fff << 48;
+
+/// What a keyed header says about its chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderState {
+    /// The check value matches: a chunk in use, or free in a bin or the top.
+    Valid,
+    /// The check value matches a parked chunk (tcache, fastbin, queue).
+    Parked,
+    /// The check value matches neither: the header was not written by the
+    /// allocator (a fake chunk, an overwritten size, a stray pointer).
+    Forged,
+}
+
+/// The check value of a header at `addr` whose size and flags are `low`:
+/// 15 bits keyed by the instance's secret, so that without the key a fake
+/// or altered header is caught with probability 1 - 2^-15.
+#[inline(always)]
+const fn header_tag(key: usize, addr: usize, low: usize) -> usize {
+    let h = (addr ^ key).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ low;
+    (h.wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 49) << 48
+}
+
+/// What parking changes in a keyed header: the parked bit and a keyed
+/// flip of the check value (so a parked header is not a valid one).
+#[inline(always)]
+const fn park_bits(key: usize) -> usize {
+    PARKED | (key & TAG_BITS) | (1 << 48)
+}
+
 /// The chunk size that serves a request of `req` bytes (`request2size`).
 #[inline(always)]
 pub const fn request2size(req: usize) -> usize {
@@ -129,10 +166,66 @@ impl Chunk {
         Chunk(self.0.wrapping_sub(offset))
     }
 
-    /// The raw size field, flags included (`chunksize_nomask`).
+    /// The size field, flags included (`chunksize_nomask`), without the
+    /// check value of a keyed header.
     #[inline(always)]
     pub fn size_field<M: Memory>(self, m: &M) -> Res<usize, M> {
+        Ok(self.header_word(m)? & m.header_mask())
+    }
+
+    /// The whole size word, check value and parked bit included.
+    #[inline(always)]
+    pub fn header_word<M: Memory>(self, m: &M) -> Res<usize, M> {
         m.read(self.0.wrapping_add(SIZE))
+    }
+
+    /// What the header's check value says (always `Valid` when headers are
+    /// not keyed).
+    #[inline(always)]
+    pub fn header_state<M: Memory>(self, m: &M) -> Res<HeaderState, M> {
+        let key = m.header_key();
+        if key == 0 {
+            return Ok(HeaderState::Valid);
+        }
+        let raw = self.header_word(m)?;
+        let tag = header_tag(key, self.0, raw & HEADER_SIZE_BITS);
+        let high = raw & !HEADER_SIZE_BITS;
+        Ok(if high == tag {
+            HeaderState::Valid
+        } else if high == tag ^ park_bits(key) {
+            HeaderState::Parked
+        } else {
+            HeaderState::Forged
+        })
+    }
+
+    /// Flip a keyed header between valid and parked (the caller checked
+    /// which it is); nothing when headers are not keyed.
+    #[inline(always)]
+    pub fn toggle_parked<M: Memory>(self, m: &mut M) -> Res<(), M> {
+        let key = m.header_key();
+        if key != 0 {
+            let raw = self.header_word(m)?;
+            m.write(self.0.wrapping_add(SIZE), raw ^ park_bits(key))?;
+        }
+        Ok(())
+    }
+
+    /// Change the size and flags of a header to `low`, carrying its check
+    /// value along: a valid header stays valid, a parked one parked, and a
+    /// forged one forged (the allocator never launders a corrupted header).
+    #[inline(always)]
+    fn rewrite_low<M: Memory>(self, m: &mut M, raw: usize, low: usize) -> Res<(), M> {
+        let key = m.header_key();
+        let value = if key == 0 {
+            low
+        } else {
+            let old = raw & HEADER_SIZE_BITS;
+            let high =
+                (raw & !HEADER_SIZE_BITS) ^ header_tag(key, self.0, old) ^ header_tag(key, self.0, low);
+            low | high
+        };
+        m.write(self.0.wrapping_add(SIZE), value)
     }
 
     /// The chunk size without flags (`chunksize`).
@@ -141,17 +234,25 @@ impl Chunk {
         Ok(self.size_field(m)? & !SIZE_BITS)
     }
 
-    /// Overwrite the size field, flags included (`set_head`).
+    /// Overwrite the size field, flags included (`set_head`); a keyed header
+    /// gets a fresh, valid check value.
     #[inline(always)]
     pub fn set_head<M: Memory>(self, m: &mut M, value: usize) -> Res<(), M> {
+        let key = m.header_key();
+        let value = if key == 0 {
+            value
+        } else {
+            let low = value & HEADER_SIZE_BITS;
+            low | header_tag(key, self.0, low)
+        };
         m.write(self.0.wrapping_add(SIZE), value)
     }
 
     /// Set the size, keeping the flags (`set_head_size`).
     #[inline(always)]
     pub fn set_head_size<M: Memory>(self, m: &mut M, size: usize) -> Res<(), M> {
-        let flags = self.size_field(m)? & SIZE_BITS;
-        self.set_head(m, flags | size)
+        let raw = self.header_word(m)?;
+        self.rewrite_low(m, raw, (raw & m.header_mask() & SIZE_BITS) | size)
     }
 
     /// The previous chunk's size, valid when that chunk is free.
@@ -201,16 +302,16 @@ impl Chunk {
     #[inline(always)]
     pub fn set_inuse_at<M: Memory>(self, m: &mut M, offset: usize) -> Res<(), M> {
         let next = self.plus(offset);
-        let v = next.size_field(m)?;
-        next.set_head(m, v | PREV_INUSE)
+        let raw = next.header_word(m)?;
+        next.rewrite_low(m, raw, (raw & m.header_mask()) | PREV_INUSE)
     }
 
     /// Clear PREV_INUSE in the chunk `offset` bytes ahead.
     #[inline(always)]
     pub fn clear_inuse_at<M: Memory>(self, m: &mut M, offset: usize) -> Res<(), M> {
         let next = self.plus(offset);
-        let v = next.size_field(m)?;
-        next.set_head(m, v & !PREV_INUSE)
+        let raw = next.header_word(m)?;
+        next.rewrite_low(m, raw, raw & m.header_mask() & !PREV_INUSE)
     }
 
     /// Whether this chunk is in use, as recorded by the next chunk (`inuse`).

@@ -3,6 +3,7 @@
 
 use crate::bins::{fastbin_index, push_unsorted, unlink_chunk, FASTBIN_CONSOLIDATION_THRESHOLD};
 use crate::chunk::{is_aligned, protect_ptr, reveal_ptr, Chunk, CHUNK_HDR_SZ, MINSIZE, PREV_INUSE};
+use crate::harden::{self, FASTBIN_ENTRY_CORRUPT};
 use crate::memory::Memory;
 use crate::state::{Arena, NFASTBINS};
 use crate::tcache::{csize2tidx, Tcache};
@@ -53,6 +54,7 @@ impl<M: Memory> Allocator<M> {
             if tc_idx < cfg.bins {
                 tc.check_double_free(&mut self.mem, p, tc_idx, &cfg)?;
                 if tc.count(&self.mem, tc_idx)? < cfg.count {
+                    Self::check_freed(&mut self.mem, &cfg, p, size)?;
                     return tc.put(&mut self.mem, p, tc_idx, cfg.key);
                 }
             }
@@ -80,6 +82,11 @@ impl<M: Memory> Allocator<M> {
         if old == p {
             return Err(self.mem.corruption("double free or corruption (fasttop)"));
         }
+        // A hardened instance catches the others (and a forged neighbour).
+        harden::check_next(&mut self.mem, next)?;
+        let cfg = self.tcache_config();
+        Self::check_freed(&mut self.mem, &cfg, p, size)?;
+        harden::park(&mut self.mem, p)?;
         self.mem.write(p.fd_addr(), protect_ptr(p.fd_addr(), old.0))?;
         av.set_fastbin(&mut self.mem, idx, p)?;
         if internal && old.0 != 0 && fastbin_index(old.size(&self.mem)?) != idx {
@@ -107,6 +114,13 @@ impl<M: Memory> Allocator<M> {
         if next.size_field(m)? <= CHUNK_HDR_SZ || next_size >= av.system_mem(m)? {
             return Err(m.corruption("free(): invalid next size (normal)"));
         }
+        harden::check_in_use(
+            m,
+            p,
+            "free(): double free detected",
+            "free(): invalid chunk header",
+        )?;
+        harden::check_next(m, next)?;
         self.free_perturb(p.mem(), size - CHUNK_HDR_SZ)?;
         let size = self.merge_neighbours(av, p, size, next, false)?;
         if size >= FASTBIN_CONSOLIDATION_THRESHOLD {
@@ -193,6 +207,7 @@ impl<M: Memory> Allocator<M> {
                 if fastbin_index(size) != idx {
                     return Err(self.mem.corruption("malloc_consolidate(): invalid chunk size"));
                 }
+                harden::unpark(&mut self.mem, p, FASTBIN_ENTRY_CORRUPT)?;
                 let next_p = Chunk(reveal_ptr(p.fd_addr(), p.fd(&self.mem)?.0));
                 self.merge_neighbours(av, p, size, p.plus(size), true)?;
                 p = next_p;

@@ -3,7 +3,7 @@
 //! tests, fuzzers and the Python bindings; never on an allocation path.
 
 use crate::bins::{bin_index, fastbin_index, in_smallbin_range};
-use crate::chunk::{is_aligned, reveal_ptr, Chunk, MINSIZE, PREV_INUSE, SIZE_BITS};
+use crate::chunk::{is_aligned, reveal_ptr, Chunk, HeaderState, MINSIZE, PREV_INUSE, SIZE_BITS};
 use crate::heap::Heap;
 use crate::memory::Memory;
 use crate::state::{Arena, NBINS, NFASTBINS};
@@ -288,8 +288,13 @@ impl<M: Memory> Allocator<M> {
             } else {
                 PREV_INUSE | crate::chunk::NON_MAIN_ARENA
             };
+            let header = c.chunk.header_state(m).unwrap_or(HeaderState::Forged);
             if c.flags & !allowed != 0 {
                 bad = v("chunk with M bit, or A bit in the main arena");
+            } else if header == HeaderState::Forged {
+                bad = v("chunk header fails its check value");
+            } else if header == HeaderState::Parked && (!c.in_use || c.is_top) {
+                bad = v("free chunk or top with a parked header");
             } else if c.is_top {
                 s.top_size = c.size;
                 if prev_free {
@@ -363,6 +368,11 @@ impl<M: Memory> Allocator<M> {
                 bin_bad = v("unreadable free-list chunk");
                 return;
             };
+            let parked = c.header_state(m).ok() == Some(HeaderState::Parked);
+            if parked != (kind == BinKind::Fast) && m.header_key() != 0 {
+                bin_bad = v("parked header outside a fastbin, or the reverse");
+                return;
+            }
             match kind {
                 BinKind::Tcache => {
                     s.cached += 1;

@@ -19,6 +19,7 @@
 //! - [`api`]: the glibc front ends (`__libc_malloc` and friends);
 //! - [`params`]: tunables and `mallopt`;
 //! - [`stats`]: `mallinfo2`, `malloc_stats`, `malloc_info`;
+//! - [`harden`]: the checks beyond glibc's (keyed headers, free check);
 //! - [`inspect`]: walking chunks and bins for tests and tools.
 #![no_std]
 #![warn(missing_docs)]
@@ -28,6 +29,7 @@ pub mod arena;
 pub mod bins;
 pub mod chunk;
 mod free;
+pub mod harden;
 pub mod heap;
 pub mod inspect;
 mod malloc;

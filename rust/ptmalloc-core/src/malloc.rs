@@ -19,6 +19,7 @@ use crate::bins::{
     fastbin_index, in_smallbin_range, largebin_index, smallbin_index, split_or_take, unlink_chunk,
 };
 use crate::chunk::{checked_request2size, reveal_ptr, Chunk, CHUNK_HDR_SZ, MINSIZE, PREV_INUSE, SIZE_BITS};
+use crate::harden::{self, FASTBIN_ENTRY_CORRUPT, FREE_CHUNK_CORRUPT};
 use crate::memory::Memory;
 use crate::state::{Arena, BINMAPSIZE};
 use crate::tcache::{csize2tidx, Tcache};
@@ -81,7 +82,13 @@ impl<M: Memory> Allocator<M> {
         loop {
             let found = match self.scan_unsorted(av, tc, nb, stash)? {
                 Unsorted::Found(v) => Some(v),
-                Unsorted::Cached => return tc.get(&mut self.mem, tc_idx),
+                Unsorted::Cached => {
+                    let e = tc.get(&mut self.mem, tc_idx)?;
+                    if self.params.free_check {
+                        harden::check_fill(&mut self.mem, Chunk::from_mem(e))?;
+                    }
+                    return Ok(e);
+                }
                 Unsorted::Exhausted => match self.best_fit_large(av, nb, idx)? {
                     Some(v) => Some(v),
                     None => self.next_larger_bin(av, nb, idx)?,
@@ -98,6 +105,7 @@ impl<M: Memory> Allocator<M> {
                 return Err(self.mem.corruption("malloc(): corrupted top size"));
             }
             if size >= nb + MINSIZE {
+                harden::check_free(&mut self.mem, top, "malloc(): corrupted top chunk header")?;
                 let rest = top.plus(nb);
                 av.set_top(&mut self.mem, rest)?;
                 let bit = self.arena_bit(av);
@@ -137,6 +145,10 @@ impl<M: Memory> Allocator<M> {
                 if fastbin_index(victim.size(&self.mem)?) != idx {
                     return Err(self.mem.corruption("malloc(): memory corruption (fast)"));
                 }
+                harden::unpark(&mut self.mem, victim, FASTBIN_ENTRY_CORRUPT)?;
+                if self.params.free_check {
+                    harden::check_fill(&mut self.mem, victim)?;
+                }
                 let tc_idx = csize2tidx(nb);
                 if self.can_stash(tc, tc_idx) {
                     self.stash_fastbin(av, tc, idx, tc_idx)?;
@@ -155,6 +167,7 @@ impl<M: Memory> Allocator<M> {
                         .mem
                         .corruption("malloc(): smallbin double linked list corrupted"));
                 }
+                harden::check_free(&mut self.mem, victim, FREE_CHUNK_CORRUPT)?;
                 victim.set_inuse_at(&mut self.mem, nb)?;
                 bin.set_bk(&mut self.mem, bck)?;
                 bck.set_fd(&mut self.mem, bin)?;
@@ -180,6 +193,16 @@ impl<M: Memory> Allocator<M> {
         Ok(())
     }
 
+    /// A chunk from a bin goes into the tcache: filled in free-check mode,
+    /// like a chunk the user freed there.
+    #[inline(always)]
+    fn fill_stashed(&mut self, victim: Chunk, size: usize) -> Res<(), M> {
+        if self.params.free_check {
+            harden::fill_freed(&mut self.mem, victim, size)?;
+        }
+        Ok(())
+    }
+
     /// Move chunks of the same fastbin into the tcache while it has room.
     fn stash_fastbin(&mut self, av: Arena, tc: Tcache, idx: usize, tc_idx: usize) -> Res<(), M> {
         while tc.count(&self.mem, tc_idx)? < self.params.tcache_count {
@@ -192,6 +215,7 @@ impl<M: Memory> Allocator<M> {
                     .mem
                     .corruption("malloc(): unaligned fastbin chunk detected 3"));
             }
+            harden::unpark(&mut self.mem, victim, FASTBIN_ENTRY_CORRUPT)?;
             let next = reveal_ptr(victim.fd_addr(), victim.fd(&self.mem)?.0);
             av.set_fastbin(&mut self.mem, idx, Chunk(next))?;
             tc.put(&mut self.mem, victim, tc_idx, self.tcache_key)?;
@@ -208,10 +232,12 @@ impl<M: Memory> Allocator<M> {
                 break;
             }
             let bck = victim.bk(&self.mem)?;
+            harden::check_free(&mut self.mem, victim, FREE_CHUNK_CORRUPT)?;
             victim.set_inuse_at(&mut self.mem, nb)?;
             self.mark_arena(av, victim)?;
             bin.set_bk(&mut self.mem, bck)?;
             bck.set_fd(&mut self.mem, bin)?;
+            self.fill_stashed(victim, nb)?;
             tc.put(&mut self.mem, victim, tc_idx, self.tcache_key)?;
         }
         Ok(())
@@ -256,6 +282,7 @@ impl<M: Memory> Allocator<M> {
                     .mem
                     .corruption("malloc(): invalid next->prev_inuse (unsorted)"));
             }
+            harden::check_free(&mut self.mem, victim, FREE_CHUNK_CORRUPT)?;
 
             // A small request takes a piece of the last remainder when that is
             // the only unsorted chunk: runs of small requests stay adjacent.
@@ -293,6 +320,7 @@ impl<M: Memory> Allocator<M> {
                 self.mark_arena(av, victim)?;
                 if stash && tc.count(&self.mem, tc_idx)? < self.params.tcache_count {
                     // Cache exact fits; hand one out when the scan is done.
+                    self.fill_stashed(victim, size)?;
                     tc.put(&mut self.mem, victim, tc_idx, self.tcache_key)?;
                     return_cached = true;
                     continue;
@@ -322,6 +350,7 @@ impl<M: Memory> Allocator<M> {
     /// Place an unsorted chunk in its small or large bin; large bins stay
     /// sorted by decreasing size, with one nextsize entry per distinct size.
     fn sort_into_bin(&mut self, av: Arena, victim: Chunk, size: usize) -> Res<(), M> {
+        let hardened = self.params.hardened;
         let m = &mut self.mem;
         let (index, mut bck, mut fwd);
         if in_smallbin_range(size) {
@@ -340,6 +369,13 @@ impl<M: Memory> Allocator<M> {
                     fwd = bck;
                     bck = smallest;
                     let first = fwd.fd(m)?;
+                    // glibc 2.36 checks the size list on the other branch
+                    // only; this is the one the large bin attack uses.
+                    if hardened && first.bk_nextsize(m)?.fd_nextsize(m)? != first {
+                        return Err(
+                            m.corruption("malloc(): largebin double linked list corrupted (nextsize)")
+                        );
+                    }
                     victim.set_fd_nextsize(m, first)?;
                     victim.set_bk_nextsize(m, first.bk_nextsize(m)?)?;
                     let before = victim.bk_nextsize(m)?;

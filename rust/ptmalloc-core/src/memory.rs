@@ -59,6 +59,42 @@ pub unsafe trait Memory {
     /// The system page size.
     fn page_size(&self) -> usize;
 
+    /// The secret keying chunk headers (see `chunk::HeaderState`); 0 when
+    /// headers carry no check value (glibc's layout). Set once, before the
+    /// first chunk exists, with [`Memory::set_header_key`].
+    #[inline(always)]
+    fn header_key(&self) -> usize {
+        0
+    }
+    /// Start keying chunk headers with `key` (non-zero); a source that
+    /// cannot keep a key ignores it and `header_key` stays 0.
+    fn set_header_key(&mut self, key: usize) {
+        let _ = key;
+    }
+    /// The bits of a size word that are size and flags: all of them unless
+    /// headers are keyed (then the top 16 bits hold the check value).
+    #[inline(always)]
+    fn header_mask(&self) -> usize {
+        if self.header_key() == 0 {
+            usize::MAX
+        } else {
+            crate::chunk::HEADER_SIZE_BITS
+        }
+    }
+    /// Whether `chunk` is a mapped chunk this source unmapped and has not
+    /// mapped again (a second free of it would fault reading its header).
+    #[inline(always)]
+    fn was_unmapped(&self, chunk: usize) -> bool {
+        let _ = chunk;
+        false
+    }
+    /// The mapped chunk `chunk` is about to be unmapped (or moved away by
+    /// `mremap`): a source that answers [`Memory::was_unmapped`] remembers it
+    /// until the address is mapped again.
+    fn note_unmapped(&mut self, chunk: usize) {
+        let _ = chunk;
+    }
+
     /// Reserve `max` bytes aligned to `max` (a power of two) for a non-main
     /// arena's heap, of which the first `size` are read-write and zeroed and
     /// the rest inaccessible until [`Memory::extend_heap`]; `None` on failure.

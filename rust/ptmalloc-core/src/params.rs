@@ -109,6 +109,7 @@ impl Params {
             bins: self.tcache_bins,
             count: self.tcache_count,
             key,
+            fill: self.free_check,
         }
     }
 

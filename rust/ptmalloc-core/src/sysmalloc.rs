@@ -266,8 +266,19 @@ impl<M: Memory> Allocator<M> {
     /// Unmap a chunk mapped on its own (`munmap_chunk`).
     pub(crate) fn munmap_chunk(&mut self, p: Chunk) -> Res<(), M> {
         let (block, total) = self.mapping_of(p, "munmap_chunk(): invalid pointer")?;
+        crate::harden::check_in_use(
+            &mut self.mem,
+            p,
+            "munmap_chunk(): double free detected",
+            "free(): invalid chunk header",
+        )?;
         self.mmaps.count = self.mmaps.count.wrapping_sub(1);
         self.mmaps.bytes = self.mmaps.bytes.wrapping_sub(total);
+        // Before the unmapping: once it is done, another thread may map
+        // the address again, and then it must not be remembered.
+        if self.params.hardened {
+            self.mem.note_unmapped(p.0);
+        }
         self.mem.munmap(block, total);
         Ok(())
     }
@@ -281,6 +292,9 @@ impl<M: Memory> Allocator<M> {
         let new_size = align_up(nb + offset + SIZE_SZ, page);
         if total == new_size {
             return Ok(Some(p));
+        }
+        if self.params.hardened {
+            self.mem.note_unmapped(p.0);
         }
         let Some(moved) = self.mem.mremap(block, total, new_size) else {
             return Ok(None);

@@ -56,6 +56,8 @@ pub struct TcacheConfig {
     pub count: usize,
     /// The value stored in a cached chunk's key word to spot double frees.
     pub key: usize,
+    /// Free-check mode: cached chunks are filled, and verified on reuse.
+    pub fill: bool,
 }
 
 /// Where a thread's cache lives (0: the thread has none yet).
@@ -110,6 +112,7 @@ impl Tcache {
         if !is_aligned(e) {
             return Err(m.corruption("malloc(): unaligned tcache chunk detected"));
         }
+        crate::harden::check_free(m, Chunk::from_mem(e), "malloc(): corrupted tcache entry")?;
         let next = Self::next_of(m, e)?;
         self.set_entry(m, idx, next)?;
         let n = self.count(m, idx)?;
@@ -145,6 +148,22 @@ impl Tcache {
             return Ok(());
         }
         self.check_not_cached(m, e, idx, cfg.count)
+    }
+
+    /// Whether `e`, whose key word holds the key, is on bin `idx` (a walk
+    /// of at most `limit` entries, stopping at a misaligned link).
+    #[cold]
+    pub fn holds<M: Memory>(self, m: &M, e: usize, idx: usize, limit: usize) -> Res<bool, M> {
+        let mut tmp = self.entry(m, idx)?;
+        let mut seen = 0;
+        while tmp != 0 && seen < limit && is_aligned(tmp) {
+            if tmp == e {
+                return Ok(true);
+            }
+            tmp = Self::next_of(m, tmp)?;
+            seen += 1;
+        }
+        Ok(false)
     }
 
     /// Walk bin `idx` and fail with glibc's message if `e` is on it.

@@ -3,7 +3,9 @@
 //!
 //! glibc's tunables (`GLIBC_TUNABLES=glibc.malloc.<name>=<value>:...`) and
 //! their legacy aliases (`MALLOC_TOP_PAD_`, ...) with glibc's value ranges,
-//! plus ours: `PTMALLOC_RS_SHOW_STATS` (statistics at exit) and
+//! plus ours: `PTMALLOC_RS_SHOW_STATS` (statistics at exit),
+//! `PTMALLOC_RS_HARDEN=0` (glibc's checks only), `PTMALLOC_RS_FREE_CHECK=1`
+//! (freed memory filled and verified on reuse) and
 //! `PTMALLOC_RS_VERBOSE` (the settings in force and where each came from,
 //! and a warning for every value that was ignored).
 
@@ -218,6 +220,8 @@ pub fn read(params: &mut Params) -> Extras {
     for_each(|name, value| match name {
         b"PTMALLOC_RS_SHOW_STATS" => extras.show_stats = truthy(value),
         b"PTMALLOC_RS_VERBOSE" => extras.verbose = truthy(value),
+        b"PTMALLOC_RS_HARDEN" => params.hardened = truthy(value),
+        b"PTMALLOC_RS_FREE_CHECK" => params.free_check = truthy(value),
         _ => {}
     });
     let mut out = Writer::new(Sink::Fd(2));

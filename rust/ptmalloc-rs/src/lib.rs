@@ -11,6 +11,7 @@
 pub mod env;
 pub mod exports;
 pub mod fork;
+pub mod harden;
 pub mod lock;
 pub mod os;
 pub mod output;

@@ -210,6 +210,7 @@ unsafe impl Memory for RawMemory {
             // relies on); memcheck marks them undefined unless told.
             if increment > 0 {
                 crate::valgrind::make_defined(old as usize, increment as usize);
+                crate::harden::mapped(old as usize, increment as usize);
             }
             Some(old as usize)
         }
@@ -230,6 +231,7 @@ unsafe impl Memory for RawMemory {
         if p == libc::MAP_FAILED {
             None
         } else {
+            crate::harden::mapped(p as usize, len);
             Some(p as usize)
         }
     }
@@ -245,6 +247,7 @@ unsafe impl Memory for RawMemory {
         if p == libc::MAP_FAILED {
             None
         } else {
+            crate::harden::mapped(p as usize, new_len);
             Some(p as usize)
         }
     }
@@ -257,6 +260,31 @@ unsafe impl Memory for RawMemory {
     #[inline(always)]
     fn page_size(&self) -> usize {
         page_size()
+    }
+
+    #[inline(always)]
+    fn header_key(&self) -> usize {
+        crate::harden::header_key()
+    }
+
+    fn set_header_key(&mut self, key: usize) {
+        crate::harden::set_header_key(key);
+    }
+
+    // User addresses stay below 2^48 whether or not headers are keyed, so
+    // the mask is a constant: no load on the paths that read sizes.
+    #[inline(always)]
+    fn header_mask(&self) -> usize {
+        ptmalloc_core::chunk::HEADER_SIZE_BITS
+    }
+
+    #[inline(always)]
+    fn was_unmapped(&self, chunk: usize) -> bool {
+        crate::harden::was_unmapped(chunk)
+    }
+
+    fn note_unmapped(&mut self, chunk: usize) {
+        crate::harden::note_unmapped(chunk);
     }
 
     fn map_heap(&mut self, max: usize, size: usize) -> Option<usize> {
@@ -293,6 +321,7 @@ unsafe impl Memory for RawMemory {
             unsafe { libc::munmap(base as *mut libc::c_void, max) };
             return None;
         }
+        crate::harden::mapped(base, max);
         Some(base)
     }
 

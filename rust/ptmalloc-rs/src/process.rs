@@ -79,6 +79,7 @@ static GLOBAL: Global = Global {
 static TCACHE_BINS: AtomicUsize = AtomicUsize::new(0);
 static TCACHE_COUNT: AtomicUsize = AtomicUsize::new(0);
 static TCACHE_KEY: AtomicUsize = AtomicUsize::new(0);
+static TCACHE_FILL: AtomicBool = AtomicBool::new(false);
 static SHOW_STATS: AtomicBool = AtomicBool::new(false);
 static ENV_SEEN: AtomicBool = AtomicBool::new(false);
 
@@ -108,7 +109,11 @@ fn init() {
     GLOBAL.lock.lock();
     if !GLOBAL.ready.load(Relaxed) {
         crate::valgrind::detect();
-        let mut params = Params::default();
+        // The process allocator is hardened unless PTMALLOC_RS_HARDEN=0.
+        let mut params = Params {
+            hardened: true,
+            ..Params::default()
+        };
         let extras = env::read(&mut params);
         ENV_SEEN.store(env::available(), Relaxed);
         SHOW_STATS.store(extras.show_stats, Relaxed);
@@ -118,6 +123,10 @@ fn init() {
         let Ok(a) = a else {
             crate::output::fatal("ptmalloc-rs: cannot initialise the main arena");
         };
+        if a.params.hardened {
+            // A secret of its own: the tcache key shows in every cached chunk.
+            crate::harden::set_header_key(tcache_key() | 1);
+        }
         publish(&a);
         // SAFETY: nobody reads `proto` before `ready` is set.
         unsafe { (*GLOBAL.proto.get()).write(a) };
@@ -312,6 +321,7 @@ pub fn publish(a: &Alloc) {
     TCACHE_BINS.store(cfg.bins, Relaxed);
     TCACHE_COUNT.store(cfg.count, Relaxed);
     TCACHE_KEY.store(cfg.key, Relaxed);
+    TCACHE_FILL.store(cfg.fill, Relaxed);
 }
 
 /// The tcache settings of the lock-free paths (bins = 0 before init).
@@ -321,6 +331,7 @@ pub fn tcache_config() -> TcacheConfig {
         bins: TCACHE_BINS.load(Relaxed),
         count: TCACHE_COUNT.load(Relaxed),
         key: TCACHE_KEY.load(Relaxed),
+        fill: TCACHE_FILL.load(Relaxed),
     }
 }
 

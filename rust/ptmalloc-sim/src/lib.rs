@@ -57,6 +57,8 @@ pub struct SimMemory {
     mmap_next: usize,
     /// Mappings the source refuses to make beyond (to test failure paths).
     pub mmap_limit: usize,
+    /// The secret keying chunk headers (0: glibc's layout).
+    header_key: usize,
 }
 
 impl Default for SimMemory {
@@ -84,6 +86,7 @@ impl SimMemory {
             maps: Vec::new(),
             mmap_next: MMAP_TOP,
             mmap_limit: 4 << 30,
+            header_key: 0,
         }
     }
 
@@ -256,6 +259,14 @@ unsafe impl Memory for SimMemory {
 
     fn page_size(&self) -> usize {
         PAGE
+    }
+
+    fn header_key(&self) -> usize {
+        self.header_key
+    }
+
+    fn set_header_key(&mut self, key: usize) {
+        self.header_key = key;
     }
 
     fn map_heap(&mut self, max: usize, size: usize) -> Option<usize> {

@@ -341,3 +341,116 @@ fn placement_matches_glibc_for_a_classic_sequence() {
     assert_eq!(m.heap.sbrk_base, base);
     assert_eq!(m.heap.mem.brk() - base, 0x21000, "first sbrk: 132 KiB like glibc");
 }
+
+fn hardened() -> Params {
+    Params {
+        hardened: true,
+        free_check: true,
+        ..Params::default()
+    }
+}
+
+#[test]
+fn random_sequences_hardened_and_free_checked() {
+    // Keyed headers and the free fill must never reject a valid sequence,
+    // and the walk checks every header's state after every step.
+    for seed in 1..=4u64 {
+        run(seed * 0x2545_f491_4f6c_dd1d, 3000, hardened());
+    }
+    let mut p = hardened();
+    p.set_tcache_count(0);
+    run(79, 3000, p);
+    println!("4 seeds x 3000 steps hardened + free check, and without a tcache: every step checked");
+}
+
+/// The message a hardened instance stops `f` with.
+fn hardened_abort(f: impl FnOnce(&mut Heap, &mut ThreadCache) -> Result<(), SimError>) -> &'static str {
+    let mut m = Model::new(hardened());
+    let mut tc = ThreadCache::default();
+    match f(&mut m.heap, &mut tc) {
+        Err(SimError::Abort { message }) => message,
+        other => panic!("not stopped: {other:?}"),
+    }
+}
+
+#[test]
+fn hardened_instance_stops_what_glibc_lets_through() {
+    // A, B, A into a fastbin (the tcache bin full): glibc sees only the top.
+    let msg = hardened_abort(|h, tc| {
+        let t: Vec<usize> = (0..7).map(|_| h.malloc(tc, 24).unwrap()).collect();
+        let (a, b) = (h.malloc(tc, 24)?, h.malloc(tc, 24)?);
+        for p in t {
+            h.free(tc, p)?;
+        }
+        h.free(tc, a)?;
+        h.free(tc, b)?;
+        h.free(tc, a)
+    });
+    assert_eq!(msg, "free(): double free detected");
+
+    // realloc of a block in the tcache.
+    let msg = hardened_abort(|h, tc| {
+        let p = h.malloc(tc, 100)?;
+        h.free(tc, p)?;
+        h.realloc(tc, p, 50).map(|_| ())
+    });
+    assert_eq!(msg, "realloc(): block already freed");
+
+    // A fake chunk (house of spirit) with a plausible size and neighbour.
+    let msg = hardened_abort(|h, tc| {
+        let area = h.malloc(tc, 0x200)?;
+        h.mem.write(area + 8, 0x41)?;
+        h.mem.write(area + 0x48, 0x41)?;
+        h.free(tc, area + 0x10)
+    });
+    assert_eq!(msg, "free(): invalid chunk header");
+
+    // Off-by-one NUL into the next size, freed on the tcache path.
+    let msg = hardened_abort(|h, tc| {
+        let a = h.malloc(tc, 0x108)?;
+        let b = h.malloc(tc, 0x100)?;
+        h.mem.write_bytes(a + 0x108, &[0])?;
+        h.free(tc, b)
+    });
+    assert_eq!(msg, "free(): invalid chunk header");
+
+    // Tcache poisoning: the entry's link pointed at a target (here inside
+    // a block, where no chunk starts).
+    let msg = hardened_abort(|h, tc| {
+        let target = h.malloc(tc, 0x80)? + 0x20;
+        let a = h.malloc(tc, 40)?;
+        let b = h.malloc(tc, 40)?;
+        h.free(tc, a)?;
+        h.free(tc, b)?;
+        h.mem.write(b, ptmalloc_core::chunk::protect_ptr(b, target))?;
+        h.malloc(tc, 40)?;
+        h.malloc(tc, 40).map(|_| ())
+    });
+    assert_eq!(msg, "malloc(): corrupted tcache entry");
+
+    // A write after free, seen by the free check at the next malloc.
+    let msg = hardened_abort(|h, tc| {
+        let a = h.malloc(tc, 64)?;
+        h.free(tc, a)?;
+        h.mem.write_bytes(a + 40, b"x")?;
+        h.malloc(tc, 64).map(|_| ())
+    });
+    assert_eq!(msg, "malloc(): write after free detected");
+
+    // The size of a free chunk in the unsorted bin enlarged (overlapping chunks).
+    let msg = hardened_abort(|h, tc| {
+        let a = h.malloc(tc, 0x500)?;
+        let _b = h.malloc(tc, 0x500)?;
+        let guard = h.malloc(tc, 0x20)?;
+        h.free(tc, a)?;
+        // Every glibc check satisfied: the size, the foot, the next P bit.
+        let raw = h.mem.read(a - 8)?;
+        h.mem.write(a - 8, raw + 0x510)?;
+        h.mem.write(guard - 16, 0xa20)?;
+        let g = h.mem.read(guard - 8)?;
+        h.mem.write(guard - 8, g & !1)?;
+        h.malloc(tc, 0x9f0).map(|_| ())
+    });
+    assert_eq!(msg, "malloc(): corrupted free chunk header");
+    println!("fastbin dup, realloc of a freed block, fake chunk, off-by-one NUL, tcache poisoning, write after free, overlap: stopped");
+}
