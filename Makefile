@@ -65,3 +65,6 @@ clean:
 
 # Thread-scaling benchmark against glibc, jemalloc, tcmalloc and mimalloc (make bench-threads).
 -include bench/threads.mk
+
+# The benchmark suite: time, peak RSS and instructions per pair against the same peers (make bench).
+-include bench/suite.mk
