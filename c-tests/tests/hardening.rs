@@ -251,14 +251,12 @@ const MISUSE: &[Misuse] = &[
         Miss,
         Stop("realloc(): block already freed"),
     ),
-    // NOT STOPPED (an allocator gap, reported): only fastbin chunks are
-    // marked free in their keyed header; a chunk in the unsorted, small or
-    // large bins keeps a valid in-use header, and realloc checks only the
-    // header and the tcache.
+    // A chunk in the unsorted bin keeps a valid header; its successor's
+    // PREV_INUSE, clear, says it is free.
     misuse(
         "realloc-freed-unsorted",
         Miss,
-        NotStopped("gap: a chunk in the unsorted bin keeps a valid in-use header"),
+        Stop("realloc(): block already freed"),
     ),
     // Impossible sizes and alignments.
     misuse("huge", Refuse("ENOMEM"), Refuse("ENOMEM")),
@@ -297,25 +295,23 @@ const TECHNIQUES: &[Technique] = &[
         "fastbin dup into stack",
         Stop("free(): double free detected"),
     ),
-    // The fake chunk's neighbour header is checked first on the fastbin path.
+    // The fake chunk's own header fails its check value.
     technique(
         "tech-house-of-spirit",
         "house of spirit",
-        Stop("free(): corrupted next chunk header"),
+        Stop("free(): invalid chunk header"),
     ),
     technique(
         "tech-tcache-house-of-spirit",
         "tcache house of spirit",
         Stop("free(): invalid chunk header"),
     ),
-    // Stopped late: the second free of A (a chunk merged into its free
-    // neighbour) is accepted into the tcache, A's stale header still being
-    // valid; the poisoned tcache entry is caught when malloc takes A, whose
-    // header the overlapping allocation no longer keeps valid.
+    // The second free of A, merged into its free neighbour: A's stale
+    // header is valid, but the chunk after it records A as free.
     technique(
         "tech-house-of-botcake",
         "house of botcake",
-        Stop("malloc(): corrupted tcache entry"),
+        Stop("free(): double free detected"),
     ),
     technique(
         "tech-unsafe-unlink",
