@@ -98,6 +98,7 @@ impl<M: Memory> Allocator<M> {
                 return Err(self.mem.corruption("malloc(): corrupted top size"));
             }
             if size >= nb + MINSIZE {
+                self.mem.count(crate::memory::Path::Top);
                 let rest = top.plus(nb);
                 av.set_top(&mut self.mem, rest)?;
                 let bit = self.arena_bit(av);
@@ -127,6 +128,7 @@ impl<M: Memory> Allocator<M> {
             let idx = fastbin_index(nb);
             let victim = av.fastbin(&self.mem, idx)?;
             if victim.0 != 0 {
+                self.mem.count(crate::memory::Path::Fastbin);
                 if victim.misaligned() {
                     return Err(self
                         .mem
@@ -149,6 +151,7 @@ impl<M: Memory> Allocator<M> {
             let bin = av.bin_at(idx);
             let victim = bin.bk(&self.mem)?;
             if victim != bin {
+                self.mem.count(crate::memory::Path::Smallbin);
                 let bck = victim.bk(&self.mem)?;
                 if bck.fd(&self.mem)? != victim {
                     return Err(self
@@ -229,6 +232,7 @@ impl<M: Memory> Allocator<M> {
             if victim == unsorted {
                 break;
             }
+            self.mem.count(crate::memory::Path::UnsortedScan);
             let bck = victim.bk(&self.mem)?;
             let raw = victim.size_field(&self.mem)?;
             let size = raw & !SIZE_BITS;
@@ -264,6 +268,7 @@ impl<M: Memory> Allocator<M> {
                 && victim == av.last_remainder(&self.mem)?
                 && size > nb + MINSIZE
             {
+                self.mem.count(crate::memory::Path::Split);
                 let remainder_size = size - nb;
                 let remainder = victim.plus(nb);
                 unsorted.set_bk(&mut self.mem, remainder)?;
@@ -404,6 +409,7 @@ impl<M: Memory> Allocator<M> {
                 victim = fd;
             }
         }
+        self.mem.count(crate::memory::Path::LargeBin);
         unlink_chunk(&mut self.mem, victim)?;
         let bit = self.arena_bit(av);
         split_or_take(
@@ -453,6 +459,7 @@ impl<M: Memory> Allocator<M> {
                 bit <<= 1;
                 continue;
             }
+            self.mem.count(crate::memory::Path::BinmapSearch);
             let size = victim.size(&self.mem)?;
             unlink_chunk(&mut self.mem, victim)?;
             let bit_a = self.arena_bit(av);

@@ -35,6 +35,7 @@ pub enum SimError {
     },
 }
 
+#[derive(Clone)]
 struct Region {
     base: usize,
     bytes: Vec<u8>,
@@ -49,6 +50,7 @@ impl Region {
 }
 
 /// The simulated address space.
+#[derive(Clone)]
 pub struct SimMemory {
     heap: Region,
     heap_limit: usize,
