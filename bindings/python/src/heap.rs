@@ -165,6 +165,16 @@ fn locate_freed(st: &State, tc: &ThreadCache, mem: usize, size: usize, av: ptmal
             return at(Went::Top, None, true);
         }
     }
+    // A chunk freed into the arena goes to the head of the unsorted bin.
+    if let Ok(first) = m.read(av.unsorted().0 + 16) {
+        if let Some(csize) = holds(first).filter(|_| first != av.unsorted().0) {
+            return at(
+                Went::Bin(BinKind::Unsorted, 1),
+                Some(0),
+                first != p.0 || csize != size,
+            );
+        }
+    }
     for w in walk_arena_bins(m, av) {
         for (pos, &c) in w.chunks.iter().enumerate() {
             if let Some(csize) = holds(c) {

@@ -20,10 +20,10 @@ pub const LIBC_DATA_LEN: usize = 2 * 4096;
 
 /// Memory accesses one call may make before it is stopped (a cycle in a
 /// corrupted list); far above what any real call needs.
-const STEP_BUDGET: u64 = 200_000_000;
+const STEP_BUDGET: u64 = 50_000_000;
 /// The message of a call stopped by the step budget.
 pub const BUDGET_MESSAGE: &str =
-    "ptmalloc_rs: call stopped after 200000000 memory accesses (a cycle in a corrupted list?)";
+    "ptmalloc_rs: call stopped after 50000000 memory accesses (a cycle in a corrupted list?)";
 
 /// The counters, by index: the core's paths first (in [`Path`] order), then
 /// the memory source's own, then the bindings' record of where frees went.
