@@ -11,7 +11,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from ptmalloc_rs import HEAP_BASE, Heap
 
 HERE = os.path.dirname(os.path.abspath(__file__))

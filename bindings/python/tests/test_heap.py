@@ -1,9 +1,8 @@
 """The Heap API: the malloc family, threads, memory, tunables, profiles,
 errno, FreeResult, safe-linking helpers."""
 
-import pytest
-
 import ptmalloc_rs
+import pytest
 from ptmalloc_rs import (
     HEAP_BASE,
     M_MXFAST,

@@ -4,7 +4,6 @@ reports, locate, check."""
 import time
 
 import pytest
-
 from ptmalloc_rs import HEAP_BASE, Heap, HeapAbort, SegFault, protect_ptr
 
 

@@ -10,7 +10,6 @@ import signal
 import subprocess
 
 import pytest
-
 from ptmalloc_rs import MAIN_ARENA, Heap, HeapAbort, SegFault, protect_ptr
 
 HERE = os.path.dirname(os.path.abspath(__file__))
