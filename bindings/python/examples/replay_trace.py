@@ -14,26 +14,36 @@ into the current directory, or the directory given with --out.
 import argparse
 import os
 import random
-import time
 
 from ptmalloc_rs import Trace, load_ltrace, load_mtrace, replay, timeline
 
 
-def generated(n_ops, seed=7):
-    """A program-like mix: many small short-lived objects, some long-lived, a few big buffers."""
+def generated(n_ops, target_live=2000, seed=7):
+    """A program-like mix around a steady population of ``target_live`` objects.
+
+    Mostly small short-lived objects, some medium ones, a few big buffers
+    (some above the mmap threshold), reallocs now and then; frees pick a
+    random live object, so the heap gets holes.
+    """
     rng = random.Random(seed)
     trace = Trace()
     live = []
     for _ in range(n_ops):
-        if live and rng.random() < 0.45:
-            trace.free(live.pop(rng.randrange(len(live))))
-        elif live and rng.random() < 0.05:
-            slot = rng.choice(live)
-            trace.realloc(slot, rng.randrange(16, 4096))
+        roll = rng.random()
+        if live and roll < len(live) / (2 * target_live):
+            i = rng.randrange(len(live))
+            live[i], live[-1] = live[-1], live[i]
+            trace.free(live.pop())
+        elif live and roll > 0.98:
+            trace.realloc(rng.choice(live), rng.randrange(16, 4096))
         else:
-            size = rng.choice((rng.randrange(8, 128), rng.randrange(128, 1024), rng.randrange(1024, 200000)))
-            if size > 65536 and rng.random() < 0.9:
+            kind = rng.random()
+            if kind < 0.7:
                 size = rng.randrange(8, 128)
+            elif kind < 0.97:
+                size = rng.randrange(128, 1024)
+            else:
+                size = rng.randrange(1024, 300000)
             live.append(trace.malloc(size))
     return trace
 
@@ -56,14 +66,13 @@ def main():
 
     if args.bench:
         trace = generated(args.bench, seed=1)
-        started = time.perf_counter()
-        rep = replay(trace, every=0)
-        wall = time.perf_counter() - started
-        print(
-            f"replay of {len(trace)} ops: {wall:.2f} s wall ({rep.seconds:.2f} s in the loop, "
-            f"{1e9 * rep.seconds / len(trace):.0f} ns/op); peak live {rep.peak_live}, "
-            f"peak footprint {rep.peak_footprint}"
-        )
+        for every, what in ((0, "live bytes and footprint"), (None, "and ~200 free-bytes samples")):
+            rep = replay(trace, every=every)
+            print(
+                f"replay of {len(trace)} ops ({what}): {rep.seconds:.2f} s, "
+                f"{1e9 * rep.seconds / len(trace):.0f} ns/op; peak live {rep.peak_live}, "
+                f"peak footprint {rep.peak_footprint}, final fragmentation {rep.fragmentation[-1]:.3f}"
+            )
         return
 
     if args.mtrace:

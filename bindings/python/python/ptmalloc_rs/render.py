@@ -697,8 +697,8 @@ def _timeline_scene(rows: list, width: float, truncated: int) -> _Scene:
     label_w, row_h, brk = 290.0, 15.0, 14.0
     segments = _axis(rows)
     # Within a stretch the scale is linear; between stretches widths go by the
-    # square root of their bytes, so a big mmapped chunk does not squeeze the heap.
-    weights = [math.sqrt(max(e - s, 1)) for s, e in segments]
+    # fourth root of their bytes, so a big mmapped chunk does not squeeze the heap.
+    weights = [math.sqrt(math.sqrt(max(e - s, 1))) for s, e in segments]
     usable = width - brk * max(0, len(segments) - 1)
     min_w = min(60.0, usable / max(1, len(segments)))
     raw = [max(min_w, usable * w / sum(weights)) for w in weights]
@@ -716,9 +716,9 @@ def _timeline_scene(rows: list, width: float, truncated: int) -> _Scene:
         bold=True,
     )
     _legend(scene, 8, 34, STATE_COLOURS)
-    axis_y = 52.0
+    axis_y = 62.0
     for (s, e), sx, w in zip(segments, seg_x, seg_w):
-        scene.text(sx, axis_y, f"{s:#x}", size=9, fill="#555555")
+        scene.text(sx, axis_y - 11, f"{s:#x}", size=9, fill="#555555")
         scene.text(sx + w, axis_y, f"{e:#x}", size=9, fill="#555555", anchor="end")
     y = axis_y + 8
     for index, (op, ptr, extents) in enumerate(rows):

@@ -620,13 +620,18 @@ class Replay:
         top.set_title(title or f"replay of {len(self)} operations")
         samples = list(self.samples)
         if samples:
-            bottom.stackplot(samples, *[list(self.free_bytes[k]) for k in FREE_KINDS], labels=FREE_KINDS, alpha=0.8)
+            from .render import STATE_COLOURS
+
+            colours = [STATE_COLOURS[k] for k in FREE_KINDS]
+            series = [list(self.free_bytes[k]) for k in FREE_KINDS]
+            bottom.stackplot(samples, *series, labels=FREE_KINDS, colors=colours, alpha=0.9)
             bottom.set_ylabel("free bytes")
             bottom.legend(loc="upper left", fontsize="small", ncol=3)
             frag = bottom.twinx()
             frag.plot(samples, list(self.fragmentation), color="black", lw=1, label="fragmentation")
             frag.set_ylim(0, 1)
             frag.set_ylabel("fragmentation")
+            frag.legend(loc="upper right", fontsize="small")
         bottom.set_xlabel("operation")
         fig.tight_layout()
         if path is not None:
