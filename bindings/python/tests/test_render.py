@@ -302,3 +302,15 @@ def test_techniques_example_succeeds():
         assert f"  {name:20s} ok" in run.stdout
     assert "FAILED" not in run.stdout
     assert "tcachebins\n0x20 [  2]:" in run.stdout  # the pictures are printed between the steps
+
+
+def test_quick_tour_example_writes_its_pictures(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "examples" / "quick_tour.py"
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"all: {FIRST + 0xB0:#x} —▸ {MAIN_ARENA + 96:#x} (main_arena+96) ◂— {FIRST + 0xB0:#x}" in run.stdout
+    assert "m 0 24\nm 1 136\nm 2 1048\nm 3 24\nf 0\nf 2\n" in run.stdout
+    for name in ("heap.svg", "heap.html", "timeline.svg"):
+        assert (tmp_path / name).stat().st_size > 1000

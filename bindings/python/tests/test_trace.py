@@ -3,7 +3,9 @@
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import ptmalloc_rs
 import pytest
@@ -339,3 +341,20 @@ def test_load_ltrace_of_a_real_program(tmp_path):
     log = tmp_path / "lt.log"
     subprocess.run(["ltrace", "-o", str(log), "-e", "malloc+free+calloc+realloc", str(exe)], check=True)
     assert load_ltrace(log).dumps() == "m 0 24\nc 1 4 16\nr 0 200\nf 1\nf 0\n"
+
+
+def test_replay_example_runs(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "examples" / "replay_trace.py"
+    trace = tmp_path / "small.trace"
+    trace.write_text("m 0 24\nm 1 5000\nf 0\nr 1 9000\nc 2 10 10\nf 1\nf 2\n")
+    run = subprocess.run(
+        [sys.executable, str(script), str(trace), "--out", str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "<Trace 7 ops, 3 slots, threads [0]>" in run.stdout
+    assert "[no tcache, no fastbins] {'tcache_count': 0, 'mxfast': 0}\n  7 ops in" in run.stdout
+    assert (tmp_path / "timeline.svg").read_text().startswith("<svg")
