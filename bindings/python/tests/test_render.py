@@ -314,3 +314,17 @@ def test_quick_tour_example_writes_its_pictures(tmp_path):
     assert "m 0 24\nm 1 136\nm 2 1048\nm 3 24\nf 0\nf 2\n" in run.stdout
     for name in ("heap.svg", "heap.html", "timeline.svg"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_vis_says_where_a_corrupted_size_stops_the_walk():
+    heap = Heap()
+    heap.malloc(0x18)
+    b = heap.malloc(0x18)
+    heap.write_word(b - 8, 0x4141414141414141)
+    rows = vis(heap, FIRST).splitlines()
+    assert (
+        rows[-2] == f"{b - 0x10:#x}\t0x0000000000000000\t0x4141414141414141\t........AAAAAAAA\t <-- the walk stops here"
+    )
+    assert rows[-1].startswith(f"[the chunk walk stopped after {FIRST:#x} (size 0x21): ")
+    assert f"{b - 0x10:#x}" in rows[-1]  # the check names the chunk whose size is out of bounds
+    assert "<svg" in to_svg(heap) and bins_text(heap).startswith("tcachebins\n")

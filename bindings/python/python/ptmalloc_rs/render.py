@@ -268,6 +268,17 @@ def vis(
             if n:
                 out.append("")
             out.extend(rows)
+    if count is None and chunks and chunks[-1].state != "top":
+        # The walk ended before the top chunk: a size was corrupted. Say where and why.
+        last = chunks[-1]
+        bad = last.address + max(last.size, 16)
+        try:
+            out.extend(["", _row(bad, heap.read(bad, 16), {bad: ["the walk stops here"]})])
+        except HeapError:
+            pass
+        problems = heap.check() if hasattr(heap, "check") else []
+        why = f": {problems[0]}" if problems else ""
+        out.append(f"[the chunk walk stopped after {last.address:#x} (size {last.raw_size:#x}){why}]")
     return "\n".join(out) + "\n"
 
 
