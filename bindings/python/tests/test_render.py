@@ -7,6 +7,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import ptmalloc_rs
 import pytest
 from ptmalloc_rs import Heap, protect_ptr
 from ptmalloc_rs.render import STATE_COLOURS, bins_text, timeline, to_html, to_png, to_svg, vis
@@ -328,3 +329,43 @@ def test_vis_says_where_a_corrupted_size_stops_the_walk():
     assert rows[-1].startswith(f"[the chunk walk stopped after {FIRST:#x} (size 0x21): ")
     assert f"{b - 0x10:#x}" in rows[-1]  # the check names the chunk whose size is out of bounds
     assert "<svg" in to_svg(heap) and bins_text(heap).startswith("tcachebins\n")
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    given = None
+
+if given is not None:
+    _ops = st.lists(
+        st.one_of(
+            st.tuples(st.just("malloc"), st.integers(0, 0x600)),
+            st.tuples(st.just("free"), st.integers(0, 40)),
+            st.tuples(st.just("write"), st.integers(0, 0x800), st.integers(0, (1 << 64) - 1)),
+        ),
+        max_size=40,
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(_ops)
+    def test_pictures_of_any_corrupted_heap_are_drawn(ops):
+        """Whatever a script wrote into the heap, the pictures come out (the walks report, never raise)."""
+        heap = Heap()
+        live = []
+        for op in ops:
+            try:
+                if op[0] == "malloc":
+                    p = heap.malloc(op[1])
+                    if p:
+                        live.append(p)
+                elif op[0] == "free" and live:
+                    heap.free(live.pop(op[1] % len(live)))
+                elif op[0] == "write":
+                    heap.write_word(BASE + op[1] * 8, op[2])
+            except ptmalloc_rs.HeapError:
+                pass
+        assert bins_text(heap).startswith("tcachebins\n")
+        assert vis(heap).endswith("\n")
+        assert ET.fromstring(to_svg(heap)).tag == f"{SVG}svg"
+        assert to_html(heap).startswith("<div")
