@@ -2,8 +2,9 @@
 //! that the bindings can
 //! - count the allocator's paths (the core's `Memory::count` hook, plus the
 //!   system calls this source sees: sbrk, mmap, munmap, trim);
-//! - undo a call that failed (a write journal, so a `HeapAbort` carries the
-//!   state just before the call and the heap stays usable);
+//! - undo a call that failed (a journal of its writes and of its changes to
+//!   the mappings, so a `HeapAbort` carries the state just before the call
+//!   and the heap stays usable; the cost is that of the call's own changes);
 //! - bound every call (a step budget, so a cycle that a script wrote into a
 //!   free list ends as an error instead of hanging the interpreter);
 //! - list its regions (which mapping is a non-main heap, which a chunk).
@@ -11,7 +12,7 @@
 use std::cell::Cell;
 
 use ptmalloc_core::memory::{Memory, Path};
-use ptmalloc_sim::{SimError, SimMemory, HEAP_BASE, MAIN_ARENA};
+use ptmalloc_sim::{SavedMapping, SimError, SimMemory, HEAP_BASE, MAIN_ARENA};
 
 /// Where the simulated libc data (holding `main_arena`) starts, and its length.
 pub const LIBC_DATA: usize = MAIN_ARENA & !0xfff;
@@ -94,22 +95,49 @@ pub struct Mapping {
     pub kind: MapKind,
 }
 
-/// The old contents of memory a call overwrote.
+/// How to take back one change a call made.
 enum Undo {
+    /// Old contents of memory it overwrote.
     Word(usize, usize),
     U16(usize, u16),
     U32(usize, u32),
     Bytes(usize, Vec<u8>),
+    /// The break moved up by this much.
+    Grew(isize),
+    /// The break moved down over these bytes.
+    Shrank(Vec<u8>),
+    /// A mapping was made at `base` (reserving `len`), the cursor was at `cursor`.
+    Mapped {
+        base: usize,
+        len: usize,
+        cursor: usize,
+    },
+    /// A mapping was unmapped.
+    Unmapped(SavedMapping),
+    /// A mapping was resized to `len` at `base` (maybe moved), the cursor was at `cursor`.
+    Remapped {
+        old: SavedMapping,
+        base: usize,
+        len: usize,
+        cursor: usize,
+    },
+    /// A heap's accessible part was `len` bytes.
+    Resized {
+        base: usize,
+        len: usize,
+    },
 }
 
 /// How a call's changes can be undone.
 enum Journal {
     /// Not in a call: nothing recorded.
     Off,
-    /// The writes so far, oldest first.
-    Writes(Vec<Undo>),
-    /// The call changed the mappings: the whole space as it was at its start.
-    Before(Box<(SimMemory, Vec<Mapping>)>),
+    /// In a call: its changes, oldest first, and the mapping list as it was
+    /// before the first change to the mappings.
+    On {
+        undo: Vec<Undo>,
+        maps: Option<Vec<Mapping>>,
+    },
 }
 
 /// The simulated address space with counters, an undo journal and a step budget.
@@ -153,9 +181,9 @@ impl LabMemory {
     /// Start a call: record what it overwrites, restart the step budget.
     pub fn begin(&mut self) {
         self.steps.set(0);
-        let mut v = std::mem::take(&mut self.spare);
-        v.clear();
-        self.journal = Journal::Writes(v);
+        let mut undo = std::mem::take(&mut self.spare);
+        undo.clear();
+        self.journal = Journal::On { undo, maps: None };
     }
 
     /// Restart the step budget (before introspection, which is never undone).
@@ -165,47 +193,39 @@ impl LabMemory {
 
     /// The call succeeded: forget the journal.
     pub fn commit(&mut self) {
-        if let Journal::Writes(v) = std::mem::replace(&mut self.journal, Journal::Off) {
-            self.spare = v;
+        if let Journal::On { undo, .. } = std::mem::replace(&mut self.journal, Journal::Off) {
+            self.spare = undo;
         }
     }
 
     /// The call failed: put the space back as it was at [`LabMemory::begin`].
     pub fn rollback(&mut self) {
-        match std::mem::replace(&mut self.journal, Journal::Off) {
-            Journal::Off => {}
-            Journal::Writes(mut v) => {
-                undo(&mut self.sim, &mut v);
-                self.spare = v;
-            }
-            Journal::Before(b) => {
-                let (sim, maps) = *b;
-                self.sim = sim;
-                self.maps = maps;
+        if let Journal::On { mut undo, maps } = std::mem::replace(&mut self.journal, Journal::Off) {
+            take_back(&mut self.sim, &mut undo);
+            self.spare = undo;
+            if let Some(m) = maps {
+                self.maps = m;
             }
         }
     }
 
-    /// The call is about to change the mappings: keep the space as it was
-    /// at its start, whole (word undo records cannot undo a mapping).
-    fn structural(&mut self) {
-        if let Journal::Writes(v) = &mut self.journal {
-            let mut sim = self.sim.clone();
-            undo(&mut sim, v);
-            let maps = self.maps.clone();
-            let mut v = std::mem::take(v);
-            v.clear();
-            self.spare = v;
-            self.journal = Journal::Before(Box::new((sim, maps)));
+    /// The call is about to change the mappings: keep the list as it was.
+    fn save_maps(&mut self) {
+        if let Journal::On { maps: m @ None, .. } = &mut self.journal {
+            *m = Some(self.maps.clone());
         }
     }
 
     fn record(&mut self, u: impl FnOnce(&SimMemory) -> Option<Undo>) {
-        if let Journal::Writes(v) = &mut self.journal {
+        if let Journal::On { undo, .. } = &mut self.journal {
             if let Some(u) = u(&self.sim) {
-                v.push(u);
+                undo.push(u);
             }
         }
+    }
+
+    fn journaling(&self) -> bool {
+        matches!(self.journal, Journal::On { .. })
     }
 
     #[inline(always)]
@@ -255,17 +275,41 @@ impl LabMemory {
     }
 }
 
-/// Apply undo records newest first.
-fn undo(sim: &mut SimMemory, v: &mut Vec<Undo>) {
+/// Take back the changes, newest first. Each was recorded just before it
+/// was made, from the same place, so taking it back cannot fail.
+fn take_back(sim: &mut SimMemory, v: &mut Vec<Undo>) {
     while let Some(u) = v.pop() {
-        // Each record was read from the same place just before it was
-        // overwritten, so writing it back cannot fail.
-        let _ = match u {
-            Undo::Word(a, x) => sim.write(a, x),
-            Undo::U16(a, x) => sim.write_u16(a, x),
-            Undo::U32(a, x) => sim.write_u32(a, x),
-            Undo::Bytes(a, b) => sim.write_bytes(a, &b),
-        };
+        match u {
+            Undo::Word(a, x) => drop(sim.write(a, x)),
+            Undo::U16(a, x) => drop(sim.write_u16(a, x)),
+            Undo::U32(a, x) => drop(sim.write_u32(a, x)),
+            Undo::Bytes(a, b) => drop(sim.write_bytes(a, &b)),
+            Undo::Grew(n) => drop(sim.sbrk(-n)),
+            Undo::Shrank(b) => {
+                let end = sim.brk();
+                if sim.sbrk(b.len() as isize).is_some() {
+                    drop(sim.write_bytes(end, &b));
+                }
+            }
+            Undo::Mapped { base, len, cursor } => {
+                sim.munmap(base, len);
+                sim.set_mmap_cursor(cursor);
+            }
+            Undo::Unmapped(m) => sim.restore_mapping(m),
+            Undo::Remapped {
+                old,
+                base,
+                len,
+                cursor,
+            } => {
+                if base != old.base() {
+                    sim.munmap(base, len);
+                }
+                sim.restore_mapping(old);
+                sim.set_mmap_cursor(cursor);
+            }
+            Undo::Resized { base, len } => drop(sim.set_mapping_len(base, len)),
+        }
     }
 }
 
@@ -326,23 +370,34 @@ unsafe impl Memory for LabMemory {
     }
 
     fn sbrk(&mut self, increment: isize) -> Option<usize> {
-        if increment != 0 {
-            self.structural();
-        }
-        let r = self.sim.sbrk(increment);
-        if r.is_some() {
-            if increment > 0 {
-                self.bump(Counter::Sbrk);
-            } else if increment < 0 {
-                self.bump(Counter::Trim);
+        let brk = self.sim.brk();
+        let dropped = increment.unsigned_abs();
+        let shrink = (increment < 0 && self.journaling())
+            .then(|| {
+                self.sim
+                    .read_bytes(brk.wrapping_sub(dropped), dropped)
+                    .ok()
+                    .map(<[u8]>::to_vec)
+            })
+            .flatten();
+        let r = self.sim.sbrk(increment)?;
+        if increment > 0 {
+            self.record(|_| Some(Undo::Grew(increment)));
+            self.bump(Counter::Sbrk);
+        } else if increment < 0 {
+            if let Some(b) = shrink {
+                self.record(|_| Some(Undo::Shrank(b)));
             }
+            self.bump(Counter::Trim);
         }
-        r
+        Some(r)
     }
 
     fn mmap(&mut self, len: usize) -> Option<usize> {
-        self.structural();
+        let cursor = self.sim.mmap_cursor();
         let base = self.sim.mmap(len)?;
+        self.save_maps();
+        self.record(|_| Some(Undo::Mapped { base, len, cursor }));
         self.add_map(Mapping {
             base,
             len,
@@ -353,8 +408,14 @@ unsafe impl Memory for LabMemory {
     }
 
     fn munmap(&mut self, addr: usize, len: usize) -> bool {
-        self.structural();
-        let ok = self.sim.munmap(addr, len);
+        let ok = match self.sim.take_mapping(addr, len) {
+            Some(m) => {
+                self.save_maps();
+                self.record(|_| Some(Undo::Unmapped(m)));
+                true
+            }
+            None => false,
+        };
         if ok {
             let kind = self.remove_map(addr).map(|m| m.kind);
             self.bump(if kind == Some(MapKind::ArenaHeap) {
@@ -367,8 +428,20 @@ unsafe impl Memory for LabMemory {
     }
 
     fn mremap(&mut self, addr: usize, old_len: usize, new_len: usize) -> Option<usize> {
-        self.structural();
+        let cursor = self.sim.mmap_cursor();
+        let old = self.journaling().then(|| self.sim.save_mapping(addr)).flatten();
         let new_base = self.sim.mremap(addr, old_len, new_len)?;
+        self.save_maps();
+        if let Some(old) = old {
+            self.record(|_| {
+                Some(Undo::Remapped {
+                    old,
+                    base: new_base,
+                    len: new_len,
+                    cursor,
+                })
+            });
+        }
         self.remove_map(addr);
         self.add_map(Mapping {
             base: new_base,
@@ -393,8 +466,16 @@ unsafe impl Memory for LabMemory {
     }
 
     fn map_heap(&mut self, max: usize, size: usize) -> Option<usize> {
-        self.structural();
+        let cursor = self.sim.mmap_cursor();
         let base = self.sim.map_heap(max, size)?;
+        self.save_maps();
+        self.record(|_| {
+            Some(Undo::Mapped {
+                base,
+                len: max,
+                cursor,
+            })
+        });
         self.add_map(Mapping {
             base,
             len: size,
@@ -404,9 +485,13 @@ unsafe impl Memory for LabMemory {
     }
 
     fn extend_heap(&mut self, base: usize, size: usize) -> bool {
-        self.structural();
+        let old_len = self.maps.iter().find(|m| m.base == base).map(|m| m.len);
         let ok = self.sim.extend_heap(base, size);
         if ok {
+            self.save_maps();
+            if let Some(len) = old_len {
+                self.record(|_| Some(Undo::Resized { base, len }));
+            }
             if let Some(m) = self.maps.iter_mut().find(|m| m.base == base) {
                 m.len = m.len.max(size);
             }

@@ -131,3 +131,35 @@ def test_counters_follow_the_paths():
     assert h2.malloc(0x30) == p and h2.counters()["tcache_hit"] == 1
     h2.reset_counters()
     assert sum(h2.counters().values()) == 0
+
+
+def test_a_failed_call_is_undone_with_its_system_calls():
+    """malloc_trim shrinks the main heap (sbrk), then aborts in arena 1: the
+    break, the bytes and the counters are all put back, and the heap goes on
+    exactly as a heap that never made the call."""
+
+    def setup():
+        h = Heap(tcache_count=0, trim_threshold=1 << 30)
+        for p in [h.malloc(0x10000) for _ in range(6)]:
+            h.free(p)
+        a = h.malloc(0x20, tid=1)
+        h.malloc(0x20, tid=1)
+        h.free(a, tid=1)
+        return h, a
+
+    h, a = setup()
+    twin, _ = setup()
+    assert twin.malloc_trim(0) and twin.regions()[0] != h.regions()[0]  # the trim does shrink
+    twin, _ = setup()
+    h.write_word(a - 8, 0x81)  # the fastbin chunk's size no longer fits its bin
+    before, regions, counters = h.snapshot(), h.regions(), h.counters()
+    with pytest.raises(HeapAbort) as e:
+        h.malloc_trim(0)
+    assert e.value.message == "malloc_consolidate(): invalid chunk size"
+    assert (h.regions(), h.counters()) == (regions, counters)
+    assert not h.diff(before)
+    h.write_word(a - 8, 0x31)
+    sizes = [0x30000 if i % 2 else 100 for i in range(6)]
+    assert [h.malloc(n) for n in sizes] == [twin.malloc(n) for n in sizes]
+    assert h.malloc_trim(0) is twin.malloc_trim(0) is True
+    assert h.regions() == twin.regions()
