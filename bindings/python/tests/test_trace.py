@@ -80,6 +80,12 @@ def test_record_turns_history_into_slots():
         heap.free(r, tid=1)
     assert trace.dumps() == "m 0 24\nc 1 3 16\nf 0\nr 1 300\nt1 a 0 64 72\nf 1\nt1 f 0\n"
     assert trace.skipped == []
+    with heap.record() as again:  # the same, as a method
+        heap.free(heap.malloc(8))
+        p = heap.malloc(8)
+        heap.write(p, b"x")
+    assert again.dumps() == "m 0 8\nf 0\nm 0 8\n"
+    assert [why for _, why in again.skipped] == [f"write({p}, 1) has no trace form"]
 
 
 def test_replay_reproduces_the_recorded_pointers():
@@ -314,7 +320,8 @@ def test_load_ltrace_plain_and_timestamped(tmp_path):
     log.write_text(
         "19:33:46.011260 malloc(24)                       = 0x55ad6e7a52a0\n"
         "1733340000.123456 libc.so.6->malloc(32) = 0x55ad6e7a52c0\n"
-        "4242 realloc(0, 16) = 0x55ad6e7a52f0\n"
+        "4242 realloc(nil, 16) = 0x55ad6e7a52f0\n"
+        "free(nil) = <void>\n"
         "free(0x55ad6e7a52a0) = <void>\n"
         "--- SIGCHLD (Child exited) ---\n"
     )

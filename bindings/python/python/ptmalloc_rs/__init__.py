@@ -83,5 +83,6 @@ from .render import bins_text, timeline, to_html, to_png, to_svg, vis  # noqa: E
 from .trace import Op, Replay, Trace, load_ltrace, load_mtrace, record, replay  # noqa: E402
 
 Heap._repr_html_ = to_html  # Jupyter shows a heap as its figure
+Heap.record = record  # `with heap.record() as trace:`
 __all__ += ["bins_text", "vis", "to_html", "to_svg", "to_png", "timeline"]
 __all__ += ["Op", "Trace", "Replay", "record", "load_mtrace", "load_ltrace", "replay"]

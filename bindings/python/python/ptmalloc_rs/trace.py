@@ -397,9 +397,13 @@ _MTRACE_LINE = re.compile(r"^@ .*?\s([-+<>!])\s+(0x[0-9a-fA-F]+|\(nil\))(?:\s+(0
 
 
 def _num(text: Optional[str]) -> int:
-    if not text or text == "(nil)":
+    """A number as mtrace/ltrace print it; NULL (``nil``, ``(nil)``, ``NULL``) is 0."""
+    if not text or text in ("nil", "(nil)", "NULL"):
         return 0
-    return int(text, 0)
+    try:
+        return int(text, 0)
+    except ValueError:  # ltrace prints unknown arguments in other shapes; they are not sizes or pointers
+        return 0
 
 
 def load_mtrace(path) -> Trace:
