@@ -213,3 +213,20 @@ def test_every_public_name_has_a_docstring():
             for attr, member in vars(obj).items():
                 if not attr.startswith("_"):
                     assert member.__doc__, f"{name}.{attr}"
+
+
+def test_the_extension_exports_no_allocator():
+    """Importing ptmalloc_rs changes nothing in the interpreter's own allocation:
+    the extension defines none of the malloc family (it links the core only)."""
+    import shutil
+    import subprocess
+
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("no nm")
+    out = subprocess.run(
+        [nm, "-D", "--defined-only", ptmalloc_rs._native.__file__], check=True, capture_output=True, text=True
+    ).stdout
+    defined = {line.split()[-1] for line in out.splitlines() if line.strip()}
+    assert "PyInit__native" in defined
+    assert not defined & {"malloc", "free", "calloc", "realloc", "memalign", "posix_memalign", "aligned_alloc"}
