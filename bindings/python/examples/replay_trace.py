@@ -69,8 +69,8 @@ def main():
         for every, what in ((0, "live bytes and footprint"), (None, "and ~200 free-bytes samples")):
             rep = replay(trace, every=every)
             print(
-                f"replay of {len(trace)} ops ({what}): {rep.seconds:.2f} s, "
-                f"{1e9 * rep.seconds / len(trace):.0f} ns/op; peak live {rep.peak_live}, "
+                f"replay of {len(trace)} ops ({what}): {rep.seconds:.2f} s wall, {rep.cpu_seconds:.2f} s CPU, "
+                f"{1e9 * rep.cpu_seconds / len(trace):.0f} CPU ns/op; peak live {rep.peak_live}, "
                 f"peak footprint {rep.peak_footprint}, final fragmentation {rep.fragmentation[-1]:.3f}"
             )
         return

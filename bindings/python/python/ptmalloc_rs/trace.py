@@ -569,7 +569,8 @@ class Replay:
         self.failed = 0
         self.abort: Optional[tuple[int, str]] = None
         self.counters: dict[str, int] = {}
-        self.seconds = 0.0
+        self.seconds = 0.0  # wall-clock time of the replay loop
+        self.cpu_seconds = 0.0  # this process's CPU time in it (steadier on a busy machine)
 
     def __len__(self) -> int:
         return len(self.live_bytes)
@@ -587,7 +588,7 @@ class Replay:
     def summary(self) -> str:
         """A few lines: operations, peaks, the final free bytes and fragmentation."""
         lines = [
-            f"{len(self)} ops in {self.seconds:.2f} s, {self.failed} failed"
+            f"{len(self)} ops in {self.seconds:.2f} s ({self.cpu_seconds:.2f} s CPU), {self.failed} failed"
             + (f", aborted at op {self.abort[0]}: {self.abort[1]}" if self.abort else ""),
             f"peak live {self.peak_live} B, peak footprint {self.peak_footprint} B",
         ]
@@ -724,7 +725,7 @@ def replay(
     live = 0
     foot = footprint()
     index = -1
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         for index, op, ptr in play(trace, heap):
             kind = op.kind
@@ -748,6 +749,7 @@ def replay(
     except HeapAbort as abort:
         result.abort = (index + 1, getattr(abort, "message", str(abort)))
     result.seconds = time.perf_counter() - started
+    result.cpu_seconds = time.process_time() - cpu_started
     if len(result) and (not result.samples or result.samples[-1] != len(result) - 1):
         _sample_free(heap, result, len(result) - 1)
     if hasattr(heap, "counters"):
