@@ -173,6 +173,13 @@ def test_replay_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_replay_plot_without_matplotlib_says_what_to_install(monkeypatch, tmp_path):
+    rep = replay(Trace.parse("m 0 24\n"))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install 'ptmalloc_rs\[plot\]'"):
+        rep.plot(tmp_path / "x.png")
+
+
 def test_free_kinds_are_the_chunk_states():
     assert set(FREE_KINDS) == {"tcache", "fastbin", "unsorted", "small", "large", "top"}
 

@@ -528,22 +528,22 @@ def play(trace: Iterable[Op], heap) -> Iterator[tuple[int, Op, int]]:
     malloc, calloc, realloc, free, memalign = heap.malloc, heap.calloc, heap.realloc, heap.free, heap.memalign
     label = getattr(heap, "label", None)
     for index, op in enumerate(trace):
-        kind, slot, tid = op.kind, op.slot, op.tid
-        if op.label and label is not None:
-            label(op.label)
+        kind, slot, size, arg, tid, note = op  # unpacked once: cheaper than six attribute reads
+        if note and label is not None:
+            label(note)
         if kind == "m":
-            ptr = ptrs[slot] = malloc(op.size, tid=tid)
+            ptr = ptrs[slot] = malloc(size, tid=tid)
         elif kind == "f":
             ptr = ptrs.pop(slot, 0)
             free(ptr, tid=tid)
         elif kind == "r":
-            ptr = realloc(ptrs.get(slot, 0), op.size, tid=tid)
-            if ptr or op.size == 0:
+            ptr = realloc(ptrs.get(slot, 0), size, tid=tid)
+            if ptr or size == 0:
                 ptrs[slot] = ptr
         elif kind == "c":
-            ptr = ptrs[slot] = calloc(op.arg, op.size, tid=tid)
+            ptr = ptrs[slot] = calloc(arg, size, tid=tid)
         else:
-            ptr = ptrs[slot] = memalign(op.arg, op.size, tid=tid)
+            ptr = ptrs[slot] = memalign(arg, size, tid=tid)
         yield index, op, ptr
 
 
@@ -728,14 +728,15 @@ def replay(
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
         for index, op, ptr in play(trace, heap):
-            kind = op.kind
+            kind, slot, size = op[0], op[1], op[2]
             if kind == "f":
-                live -= sizes.pop(op.slot, 0)
+                live -= sizes.pop(slot, 0)
             elif ptr:
-                live += op.request - sizes.get(op.slot, 0) if kind == "r" else op.request
-                sizes[op.slot] = op.request
-            elif kind == "r" and op.size == 0:
-                live -= sizes.pop(op.slot, 0)
+                request = size * op[3] if kind == "c" else size
+                live += request - sizes.get(slot, 0) if kind == "r" else request
+                sizes[slot] = request
+            elif kind == "r" and size == 0:
+                live -= sizes.pop(slot, 0)
             else:
                 result.failed += 1
             if index % footprint_every == 0:
