@@ -1,5 +1,6 @@
 """Pictures: pwndbg-style bins and vis text, SVG/HTML/PNG figures, the timeline."""
 
+import html
 import re
 import subprocess
 import sys
@@ -369,3 +370,19 @@ if given is not None:
         assert vis(heap).endswith("\n")
         assert ET.fromstring(to_svg(heap)).tag == f"{SVG}svg"
         assert to_html(heap).startswith("<div")
+
+
+def test_figure_of_a_thread_arena():
+    heap = Heap()
+    heap.malloc(24)
+    p = heap.malloc(0x418, tid=1)
+    heap.malloc(24, tid=1)
+    heap.free(p, tid=1)
+    arena = heap.arenas()[1]
+    assert not arena.is_main
+    svg = to_svg(heap, arena=1, tid=1)
+    assert "main arena heap 0x555555559000-" in svg and "arena 1 heap " in svg
+    unsorted = f"all: {p - 0x10:#x} —▸ {arena.address + 96:#x} (arena[1]+96) ◂— {p - 0x10:#x}"
+    assert unsorted in svg and unsorted in bins_text(heap, arena=1, tid=1)
+    assert unsorted not in to_svg(heap)  # by default: the main arena's bins
+    assert html.escape(unsorted) in to_html(heap, arena=1, tid=1)

@@ -533,7 +533,7 @@ def _region_height(region: _Region, row: float = 14.0, lo: float = 48.0, hi: flo
     return min(hi, max(lo, (region.end - region.start) * row / max(smallest, 1)))
 
 
-def _heap_scene(heap, with_bins: bool = True) -> _Scene:
+def _heap_scene(heap, with_bins: bool = True, arena: int = 0, tid: int = 0) -> _Scene:
     scene = _Scene()
     regions = _regions(heap)
     chunks = [c for r in regions for c in r.chunks]
@@ -568,12 +568,12 @@ def _heap_scene(heap, with_bins: bool = True) -> _Scene:
                 last_label = s
         y += height + 14
     if with_bins:
-        _bins_column(scene, heap, 420.0, 60.0)
+        _bins_column(scene, heap, 420.0, 60.0, arena=arena, tid=tid)
     return scene
 
 
-def _bins_column(scene: _Scene, heap, x: float, y: float, limit: int = 6) -> float:
-    for title, lines in _bin_sections(heap):
+def _bins_column(scene: _Scene, heap, x: float, y: float, limit: int = 6, arena: int = 0, tid: int = 0) -> float:
+    for title, lines in _bin_sections(heap, arena, tid):
         scene.text(x, y, title, size=11, bold=True)
         y += 15
         if not lines:
@@ -588,14 +588,18 @@ def _bins_column(scene: _Scene, heap, x: float, y: float, limit: int = 6) -> flo
     return y
 
 
-def to_svg(heap) -> str:
-    """The heap as an SVG figure: address-proportional bars of chunks, bins beside them."""
-    return _heap_scene(heap).svg()
+def to_svg(heap, arena: int = 0, tid: int = 0) -> str:
+    """The heap as an SVG figure: address-proportional bars of chunks, bins beside them.
+
+    Every arena's heaps and the mmapped chunks get a bar; the bins listed are
+    arena ``arena``'s and thread ``tid``'s tcache.
+    """
+    return _heap_scene(heap, arena=arena, tid=tid).svg()
 
 
-def _bins_html(heap) -> str:
+def _bins_html(heap, arena: int = 0, tid: int = 0) -> str:
     out = []
-    for title, lines in _bin_sections(heap):
+    for title, lines in _bin_sections(heap, arena, tid):
         out.append(f"<b>{title}</b>")
         if not lines:
             out.append('<span style="color:#777">empty</span>')
@@ -606,20 +610,20 @@ def _bins_html(heap) -> str:
     return "\n".join(out)
 
 
-def to_html(heap) -> str:
-    """HTML for Jupyter (``Heap._repr_html_``): the bars as SVG, the bins as text beside them."""
+def to_html(heap, arena: int = 0, tid: int = 0) -> str:
+    """HTML for Jupyter (``Heap._repr_html_``): the bars as SVG, the bins (``arena``, ``tid``) beside them."""
     svg = _heap_scene(heap, with_bins=False).svg()
     return (
         '<div class="ptmalloc-rs-heap" style="display:flex;gap:16px;align-items:flex-start">'
         f"<div>{svg}</div>"
         '<pre style="font-size:11px;line-height:1.35;max-height:640px;overflow:auto;margin:0">'
-        f"{_bins_html(heap)}</pre></div>"
+        f"{_bins_html(heap, arena, tid)}</pre></div>"
     )
 
 
-def to_png(heap, path, scale: float = 1.0) -> None:
-    """Write the heap figure (bars and bins) as a PNG (needs Pillow: extra ``png``)."""
-    _heap_scene(heap).png(path, scale=scale)
+def to_png(heap, path, scale: float = 1.0, arena: int = 0, tid: int = 0) -> None:
+    """Write the :func:`to_svg` figure as a PNG at ``path`` (needs Pillow: extra ``png``)."""
+    _heap_scene(heap, arena=arena, tid=tid).png(path, scale=scale)
 
 
 # --- timeline ---------------------------------------------------------------------
