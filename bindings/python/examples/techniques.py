@@ -14,7 +14,6 @@ where glibc 2.36 stops the same attempt.
 
 import sys
 
-import ptmalloc_rs
 from ptmalloc_rs import Heap, HeapAbort, bins_text, protect_ptr, vis
 
 
@@ -85,7 +84,10 @@ def house_of_spirit():
     step(f"forge a 0x40 chunk at {fake:#x}, and a sane size for the chunk after it")
     heap.write_word(fake + 8, 0x40)  # size: no flags, main arena
     heap.write_word(fake + 0x40 + 8, 0x1234)  # next size: > 16 and < system_mem
-    print(f"fake header: {heap.read(fake, 16).hex(' ', 8)}  next size word: {heap.read_word(fake + 0x48):#x}")
+    print(
+        f"fake chunk: prev_size {heap.read_word(fake):#x}, size {heap.read_word(fake + 8):#x}; "
+        f"the next chunk's size {heap.read_word(fake + 0x48):#x}"
+    )
     step(f"free({fake + 0x10:#x}): the tcache for 0x40 is full, so it goes to the fastbin")
     where = heap.free(fake + 0x10)
     print(f"free -> {where.where} {where.bin}")
@@ -204,7 +206,7 @@ def main(argv):
     for technique in wanted:
         print(f"\n{'=' * 72}\n{technique.__name__}: {technique.__doc__}\n{'=' * 72}")
         results[technique.__name__] = technique()
-    print(f"\nptmalloc_rs {getattr(ptmalloc_rs, '__version__', '')}, profile glibc-2.36")
+    print(f"\n{len(results)} techniques on Heap() (profile {Heap().profile}):")
     for name, ok in results.items():
         print(f"  {name:20s} {'ok' if ok else 'FAILED'}")
     return 0 if all(results.values()) else 1
