@@ -386,3 +386,13 @@ def test_figure_of_a_thread_arena():
     assert unsorted in svg and unsorted in bins_text(heap, arena=1, tid=1)
     assert unsorted not in to_svg(heap)  # by default: the main arena's bins
     assert html.escape(unsorted) in to_html(heap, arena=1, tid=1)
+
+
+def test_bins_text_of_a_broken_unsorted_list():
+    heap = Heap()
+    p = heap.malloc(0x418)
+    heap.malloc(0x18)
+    heap.free(p)
+    heap.write_word(p, 0x4141414141414140)  # fd of the only unsorted chunk
+    line = bins_text(heap).splitlines()[5]
+    assert line.startswith(f"all: {p - 0x10:#x} ◂— 0x4141414141414140 [corrupted: ")

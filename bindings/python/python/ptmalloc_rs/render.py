@@ -105,7 +105,8 @@ def _bin_line(b, arena) -> Optional[_BinLine]:
     entries = [c.mem if b.kind == "tcache" else c.address for c in chunks]
     if not chunks:
         tail = "0"
-    elif single:
+    elif single or b.corruption:
+        # Where the list ends, or where the walk stopped (a loop, a bad pointer).
         end = chunks[-1].fd
         tail = f"{end:#x}" if end else "0"
     else:
