@@ -99,12 +99,15 @@ pub struct TryResult {
 #[pymethods]
 impl TryResult {
     fn __repr__(&self, py: Python<'_>) -> String {
-        let r = self
-            .result
-            .bind(py)
-            .repr()
-            .map(|r| r.to_string())
-            .unwrap_or_default();
+        let r = match self.result.bind(py).extract::<usize>() {
+            Ok(v) if v >= 0x10000 => format!("{v:#x}"),
+            _ => self
+                .result
+                .bind(py)
+                .repr()
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+        };
         format!(
             "TryResult(ok={}, result={}, abort={:?}, path='{}')",
             if self.ok { "True" } else { "False" },

@@ -31,24 +31,26 @@ def replayer(tmp_path_factory):
     return str(exe)
 
 
-def glibc_offsets(replayer, trace, tmp_path):
+def glibc_offsets(replayer, trace, tmp_path, tunables=None):
     path = tmp_path / "trace.txt"
     path.write_text("".join(line + "\n" for line in trace))
-    # The system's own malloc, untuned: no preloaded allocator, no tunables.
+    # The system's own malloc: no preloaded allocator, only the tunables given.
     env = {
         k: v
         for k, v in os.environ.items()
         if k != "LD_PRELOAD" and not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))
     }
+    if tunables:
+        env["GLIBC_TUNABLES"] = ":".join(f"glibc.malloc.{k}={v}" for k, v in tunables.items())
     out = subprocess.run(
         [replayer, str(path)], check=True, capture_output=True, text=True, env=env
     ).stdout
     return out.split()
 
 
-def heap_offsets(trace):
+def heap_offsets(trace, tunables=None):
     """The same trace through Heap(): offsets from HEAP_BASE, as the C program prints them."""
-    h = Heap()
+    h = Heap(**(tunables or {}))
     slots = {}
     out = []
 
@@ -147,6 +149,23 @@ def test_same_offsets_as_glibc(name, replayer, tmp_path):
         f"call {first_difference}: Heap() gave offset {got[first_difference]}, "
         f"glibc {want[first_difference]}"
     )
+
+
+@pytest.mark.parametrize(
+    "tunables",
+    [
+        {"tcache_count": 0},
+        {"mxfast": 0},
+        {"tcache_count": 2, "mxfast": 128, "tcache_max": 256},
+        {"top_pad": 0, "trim_threshold": 4096},
+        {"perturb": 0x5A},
+    ],
+    ids=lambda t: ",".join(f"{k}={v}" for k, v in t.items()),
+)
+def test_same_offsets_as_glibc_under_the_same_tunables(tunables, replayer, tmp_path):
+    trace = random_trace(12, 15000, mixed, ops=("m", "c", "r", "a", "f", "f"))
+    want = glibc_offsets(replayer, trace, tmp_path, tunables)
+    assert heap_offsets(trace, tunables) == want
 
 
 def test_first_block_follows_the_tcache(replayer, tmp_path):
