@@ -64,6 +64,15 @@ def test_builder_reuses_freed_slots(tmp_path):
     assert Trace.load(path) == trace
 
 
+def test_builder_given_slot_is_not_handed_out_again():
+    trace = Trace()
+    a, b = trace.malloc(8), trace.malloc(8)
+    trace.free(b)
+    assert trace.malloc(16, slot=b) == b
+    assert trace.malloc(8) == 2  # b is live again, so a fresh slot
+    assert trace.dumps() == "m 0 8\nm 1 8\nf 1\nm 1 16\nm 2 8\n" and a == 0
+
+
 # --- recording and replay on the real heap -------------------------------------------
 
 

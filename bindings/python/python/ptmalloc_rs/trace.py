@@ -126,7 +126,8 @@ def _parse_line(line: str, lineno: int) -> Optional[Op]:
         size = nums[0]
     elif kind in "ca":
         arg, size = nums
-    return Op(kind, int(slot), size, arg, int(tid or 0), label.strip() or None if sep else None)
+    note = (label.strip() or None) if sep else None
+    return Op(kind, int(slot), size, arg, int(tid or 0), note)
 
 
 class Trace:
@@ -153,6 +154,8 @@ class Trace:
     def _take_slot(self, slot: Optional[int]) -> int:
         if slot is None:
             slot = self._free_slots.pop() if self._free_slots else self._next_slot
+        elif slot in self._free_slots:
+            self._free_slots.remove(slot)
         self._next_slot = max(self._next_slot, slot + 1)
         self._live.add(slot)
         return slot
