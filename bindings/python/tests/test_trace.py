@@ -221,10 +221,13 @@ int main(void) {
 
 
 def _malloc_debug_lib():
-    out = subprocess.run(["ldconfig", "-p"], check=False, capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if "libc_malloc_debug.so.0" in line and "=>" in line:
-            return line.split("=>")[1].strip()
+    """glibc >= 2.34 keeps mtrace in libc_malloc_debug.so.0, preloaded; None before that."""
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    if os.path.exists(ldconfig):
+        out = subprocess.run([ldconfig, "-p"], check=False, capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if "libc_malloc_debug.so.0" in line and "=>" in line:
+                return line.split("=>")[1].strip()
     return None
 
 
