@@ -618,14 +618,15 @@ impl<'a> Lens<'a> {
     /// The chunks mapped on their own, in address order.
     pub fn mmapped(&self) -> Vec<Chunk> {
         let mut v = Vec::new();
+        let mut handed_out: Vec<usize> = self.st.requests.keys().copied().collect();
+        handed_out.sort_unstable();
         for map in self.st.a.mem.maps.iter().filter(|m| m.kind == MapKind::Mmap) {
             let end = map.base + map.len;
             // A chunk aligned by memalign starts inside its mapping.
-            let mut inside: Vec<usize> = self
-                .st
-                .requests
-                .keys()
-                .filter(|&&p| p > map.base && p < end)
+            let from = handed_out.partition_point(|&p| p <= map.base);
+            let to = handed_out.partition_point(|&p| p < end);
+            let mut inside: Vec<usize> = handed_out[from..to]
+                .iter()
                 .map(|&p| p - CHUNK_HDR_SZ)
                 .filter(|&c| self.m.read(c + 8).map(|r| r & IS_MMAPPED != 0).unwrap_or(false))
                 .collect();
