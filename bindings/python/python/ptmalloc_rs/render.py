@@ -32,6 +32,7 @@ from __future__ import annotations
 import bisect
 import html
 import math
+import struct
 from typing import Any, Iterable, NamedTuple, Optional
 
 from ._native import HeapError
@@ -274,7 +275,7 @@ def vis(
         last = chunks[-1]
         bad = last.address + max(last.size, 16)
         try:
-            out.extend(["", _row(bad, heap.read(bad, 16), {bad: ["the walk stops here"]})])
+            out.extend(["", _raw_row(bad, heap.read(bad, 16), {bad: ["the walk stops here"]})])
         except HeapError:
             pass
         problems = heap.check() if hasattr(heap, "check") else []
@@ -284,35 +285,40 @@ def vis(
 
 
 def _chunk_rows(chunk, blob: bytes, marks: dict, collapse: bool) -> list[str]:
-    rows = []
     base = chunk.address
-    words = [(base + off, blob[off : off + 16]) for off in range(0, len(blob) - 15, 16)]
+    n = len(blob) // 16
+    if n == 0:
+        return [f"{base:#x}\t<unreadable>"]
+    blob = blob[: n * 16]
+    ascii_text = blob.translate(_PRINTABLE).decode("ascii")  # once per chunk, sliced per row
+    words = list(struct.iter_unpack("<QQ", blob))
+    rows = []
     i = 0
-    while i < len(words):
-        addr, raw = words[i]
+    while i < n:
         run = i + 1
-        if collapse and addr not in marks:
-            while run < len(words) and words[run][1] == raw and words[run][0] not in marks:
+        if collapse and base + 16 * i not in marks:
+            while run < n and words[run] == words[i] and base + 16 * run not in marks:
                 run += 1
-        rows.append(_row(addr, raw, marks))
+        rows.append(_row(base + 16 * i, words[i], ascii_text[16 * i : 16 * i + 16], marks))
         if run - i >= 3:
+            last = run - 1
             rows.append("...")
-            rows.append(_row(words[run - 1][0], raw, marks))
+            rows.append(_row(base + 16 * last, words[last], ascii_text[16 * last : 16 * last + 16], marks))
             i = run
         else:
             i += 1
-    if not words:
-        rows.append(f"{base:#x}\t<unreadable>")
     return rows
 
 
-def _row(addr: int, raw: bytes, marks: dict) -> str:
-    w0 = int.from_bytes(raw[:8], "little")
-    w1 = int.from_bytes(raw[8:16], "little")
-    text = f"{addr:#x}\t{w0:#018x}\t{w1:#018x}\t{raw.translate(_PRINTABLE).decode('ascii')}"
+def _row(addr: int, words: tuple[int, int], ascii_text: str, marks: dict) -> str:
+    text = f"{addr:#x}\t{words[0]:#018x}\t{words[1]:#018x}\t{ascii_text}"
     if addr in marks:
         text += "\t <-- " + ", ".join(marks[addr])
     return text
+
+
+def _raw_row(addr: int, raw: bytes, marks: dict) -> str:
+    return _row(addr, struct.unpack("<QQ", raw), raw.translate(_PRINTABLE).decode("ascii"), marks)
 
 
 # --- a tiny drawing: the same scene goes to SVG and to PNG -------------------------
