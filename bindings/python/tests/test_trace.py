@@ -132,6 +132,18 @@ def test_replay_series_known_numbers():
     assert "6 ops" in rep.summary()
 
 
+def test_replay_footprint_is_mallinfo2_arena_plus_hblkhd():
+    trace = Trace()
+    slots = [trace.malloc(100 + 4000 * (i % 7) + (200000 if i % 11 == 0 else 0), tid=i % 3) for i in range(60)]
+    for s in slots[::3]:
+        trace.free(s, tid=s % 3)
+    heap = ptmalloc_rs.Heap()
+    rep = replay(trace, heap=heap)
+    info = heap.mallinfo2()
+    assert len(heap.arenas()) == 3 and info["hblkhd"] > 0
+    assert rep.footprint[-1] == info["arena"] + info["hblkhd"]
+
+
 def test_replay_fragmentation_of_holes_and_tunables():
     # 8 chunks of 0x90 freed every other one with the tcache off: 4 holes that cannot merge.
     trace = Trace()
