@@ -193,6 +193,7 @@ impl<M: Memory> Allocator<M> {
         if self.retired {
             return Ok(());
         }
+        self.mem.count(crate::memory::Path::Consolidate);
         av.set_have_fastchunks(&mut self.mem, false)?;
         for idx in 0..NFASTBINS {
             let mut p = av.fastbin(&self.mem, idx)?;

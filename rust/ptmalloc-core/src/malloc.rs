@@ -106,6 +106,7 @@ impl<M: Memory> Allocator<M> {
             }
             if size >= nb + MINSIZE {
                 harden::check_free(&mut self.mem, top, "malloc(): corrupted top chunk header")?;
+                self.mem.count(crate::memory::Path::Top);
                 let rest = top.plus(nb);
                 av.set_top(&mut self.mem, rest)?;
                 let bit = self.arena_bit(av);
@@ -135,6 +136,7 @@ impl<M: Memory> Allocator<M> {
             let idx = fastbin_index(nb);
             let victim = av.fastbin(&self.mem, idx)?;
             if victim.0 != 0 {
+                self.mem.count(crate::memory::Path::Fastbin);
                 if victim.misaligned() {
                     return Err(self
                         .mem
@@ -161,6 +163,7 @@ impl<M: Memory> Allocator<M> {
             let bin = av.bin_at(idx);
             let victim = bin.bk(&self.mem)?;
             if victim != bin {
+                self.mem.count(crate::memory::Path::Smallbin);
                 let bck = victim.bk(&self.mem)?;
                 if bck.fd(&self.mem)? != victim {
                     return Err(self
@@ -257,6 +260,7 @@ impl<M: Memory> Allocator<M> {
             if victim == unsorted {
                 break;
             }
+            self.mem.count(crate::memory::Path::UnsortedScan);
             let bck = victim.bk(&self.mem)?;
             let raw = victim.size_field(&self.mem)?;
             let size = raw & !SIZE_BITS;
@@ -293,6 +297,7 @@ impl<M: Memory> Allocator<M> {
                 && victim == av.last_remainder(&self.mem)?
                 && size > nb + MINSIZE
             {
+                self.mem.count(crate::memory::Path::Split);
                 let remainder_size = size - nb;
                 let remainder = victim.plus(nb);
                 unsorted.set_bk(&mut self.mem, remainder)?;
@@ -442,6 +447,7 @@ impl<M: Memory> Allocator<M> {
                 victim = fd;
             }
         }
+        self.mem.count(crate::memory::Path::LargeBin);
         unlink_chunk(&mut self.mem, victim)?;
         let bit = self.arena_bit(av);
         split_or_take(
@@ -491,6 +497,7 @@ impl<M: Memory> Allocator<M> {
                 bit <<= 1;
                 continue;
             }
+            self.mem.count(crate::memory::Path::BinmapSearch);
             let size = victim.size(&self.mem)?;
             unlink_chunk(&mut self.mem, victim)?;
             let bit_a = self.arena_bit(av);
