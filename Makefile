@@ -48,7 +48,7 @@ test: lib
 real-programs: lib
 	tests/real-programs/run.sh $(LIB)
 
-check: fmt-check clippy test real-programs distcheck reproducible-check
+check: fmt-check clippy test real-programs distcheck reproducible-check python-check
 
 header:
 	PTMALLOC_RS_BLESS=1 $(CARGO) test --release -p ptmalloc-rs --test header
@@ -65,3 +65,9 @@ clean:
 
 # Thread-scaling benchmark against glibc, jemalloc, tcmalloc and mimalloc (make bench-threads).
 -include bench/threads.mk
+
+# The benchmark suite: time, peak RSS and instructions per pair against the same peers (make bench).
+-include bench/suite.mk
+
+# The Python bindings: wheel into a fresh venv, then their tests (make python-check).
+-include bindings/python/python.mk

@@ -55,24 +55,9 @@ bin=$bdir/threads
 "$CC" -std=c11 -O2 -pthread -Wall -Wextra -o "$bin" "$here/threads.c" ||
   { echo "run-threads.sh: building threads.c failed" >&2; exit 1; }
 
-# --- tools and peer allocators
-libdir=/usr/lib/x86_64-linux-gnu
-names=(ptmalloc-rs glibc jemalloc tcmalloc mimalloc)
-preloads=("$ours" "" "$libdir/libjemalloc.so.2" "$libdir/libtcmalloc_minimal.so.4" "$libdir/libmimalloc.so.2")
-
-sudo=()
-[ "$(id -u)" = 0 ] || sudo=(sudo)
-apt_install() {  # packages...: install, with apt-get update first if that fails
-  echo "installing $* (log: $bdir/apt.log)"
-  "${sudo[@]}" apt-get install -y "$@" >>"$bdir/apt.log" 2>&1 ||
-    { "${sudo[@]}" apt-get update >>"$bdir/apt.log" 2>&1 &&
-      "${sudo[@]}" apt-get install -y "$@" >>"$bdir/apt.log" 2>&1; } ||
-    echo "run-threads.sh: could not install $* (see $bdir/apt.log)" >&2
-}
-missing=
-for p in "${preloads[@]:2}"; do [ -e "$p" ] || missing=1; done
-[ -n "$missing" ] && apt_install libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
-[ -x /usr/bin/time ] || apt_install time
+# --- tools and peer allocators (names[], preloads[], avail[], clean_env[])
+. "$here/allocators.sh"
+bench_allocators "$ours" "$bdir"
 [ -x /usr/bin/time ] || { echo "run-threads.sh: /usr/bin/time is needed for peak RSS" >&2; exit 1; }
 
 # --- runs
@@ -82,15 +67,10 @@ printf 'workload\tthreads\tallocator\trep\tseconds\tpeak_rss_kib\tstatus\n' >"$t
 # run_one WORKLOAD T INDEX REP: appends one line to the TSV
 run_one() {
   local w=$1 t=$2 i=$3 rep=$4
-  local name=${names[$i]} pre=${preloads[$i]}
+  local name=${names[$i]}
   local o=$bdir/threads-out/$w.$t.$name.$rep
-  local preload_env=(-u LD_PRELOAD)
-  [ -n "$pre" ] && preload_env=(LD_PRELOAD="$pre")
-  env -u GLIBC_TUNABLES -u MALLOC_CHECK_ -u MALLOC_ARENA_MAX -u MALLOC_ARENA_TEST \
-      -u MALLOC_PERTURB_ -u MALLOC_TOP_PAD_ -u MALLOC_TRIM_THRESHOLD_ \
-      -u MALLOC_MMAP_THRESHOLD_ -u MALLOC_MMAP_MAX_ -u MALLOC_CONF -u MIMALLOC_OPTIONS \
-      -u LD_PRELOAD -u LD_LIBRARY_PATH \
-      timeout -s KILL "$timeout_s" \
+  preload_env_for "$i"
+  "${clean_env[@]}" timeout -s KILL "$timeout_s" \
       /usr/bin/time -f %M -o "$o.rss" \
       env "${preload_env[@]}" "$bin" "$w" "$t" "${work[$w]}" >"$o.out" 2>"$o.err" </dev/null
   local rc=$? secs rss status=ok
@@ -109,16 +89,6 @@ run_one() {
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$t" "$name" "$rep" "$secs" "$rss" "$status" >>"$tsv"
 }
-
-avail=()
-for i in "${!names[@]}"; do
-  pre=${preloads[$i]}
-  if [ -n "$pre" ] && [ ! -e "$pre" ]; then
-    echo "${names[$i]}: $pre not found, shown as n/a" >&2
-  else
-    avail+=("$i")
-  fi
-done
 
 nruns=$(( ${#workloads[@]} * ${#threads[@]} * reps * ${#avail[@]} ))
 echo "threads: ${#workloads[@]} workloads x ${#threads[@]} thread counts x $reps reps x ${#avail[@]} allocators = $nruns runs${quick:+ (quick)}"

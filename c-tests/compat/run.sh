@@ -10,10 +10,10 @@
 #
 # Verdicts: check programs pass when they exit 0 (their own checks all
 # passed); tst-usable-sizes and tst-placement also say whether their output
-# is byte-identical to glibc's (=glibc) or not (!=glibc). A misuse case that
-# glibc aborts on passes when the allocator dies by SIGABRT (it detected the
-# misuse), fails when the program exits (undetected), crashes on any other
-# signal. timeout: killed after $COMPAT_TIMEOUT seconds (default 60).
+# is byte-identical to glibc's (=glibc) or not (!=glibc). A misuse case
+# shows abort (the allocator detected it), not detected (the call returned)
+# or crash; a technique (tech-*.c) succeeded or stopped (abort). timeout:
+# killed after $COMPAT_TIMEOUT seconds (default 60).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 cdir=$here/../c
@@ -36,11 +36,15 @@ for extra in tst-alloc-fail-threads tst-free-errno tst-aligned-overflow; do
   [ -f "$cdir/$extra.c" ] && programs+=("$extra")
 done
 
-for p in "${programs[@]}" tst-misuse; do
+mapfile -t techniques < <(cd "$cdir" && ls tech-*.c | sed 's/\.c$//')
+for p in "${programs[@]}" tst-misuse "${techniques[@]}"; do
   "$CC" "${cflags[@]}" "$cdir/$p.c" -o "$work/bin/$p" || { echo "compile $p failed" >&2; exit 1; }
 done
 "$CC" "${cflags[@]}" -shared -fPIC "$cdir/tst-early-init-mod.c" -o "$work/bin/tst-early-init-mod.so" || exit 1
 mapfile -t misuse_cases < <("$work/bin/tst-misuse" --list)
+
+# Extra variables for the runs of one case (set per case below).
+extra_env=()
 
 # run NAME_INDEX OUTFILE PROGRAM ARGS...: prints the raw status.
 run_one() {
@@ -48,7 +52,8 @@ run_one() {
   local pre=${preloads[$i]}
   local ext=; [ "$i" = 0 ] && ext=1
   env -u GLIBC_TUNABLES -u MALLOC_CHECK_ -u MALLOC_ARENA_MAX -u MALLOC_PERTURB_ \
-      -u LD_LIBRARY_PATH LD_PRELOAD="$pre" PTMALLOC_RS_TEST_EXT="$ext" \
+      -u LD_LIBRARY_PATH -u PTMALLOC_RS_HARDEN -u PTMALLOC_RS_FREE_CHECK \
+      LD_PRELOAD="$pre" PTMALLOC_RS_TEST_EXT="$ext" "${extra_env[@]}" \
       LIBC_FATAL_STDERR_=1 TST_EARLY_INIT_MOD="$work/bin/tst-early-init-mod.so" \
       timeout -s KILL "$timeout_s" "$@" >"$outfile" 2>"$outfile.err" </dev/null
   echo $?
@@ -98,32 +103,57 @@ for p in "${programs[@]}"; do
   row_for "$p" "${cells[@]}"
 done
 
+# misuse_cell RC OUTFILE: what a misuse case did (tst-misuse.c)
+misuse_cell() {
+  case $1 in
+    0) echo "pass (NULL + errno)" ;;
+    1) if grep -q 'misuse not detected' "$2"; then echo "not detected"
+       else echo "fail ($(grep -E '^[0-9]+ passed, [0-9]+ failed' "$2" | tail -n 1))"; fi ;;
+    3) echo "setup failed" ;;
+    134) echo "abort (detected)" ;;
+    137) echo timeout ;;
+    *) if [ "$1" -gt 128 ]; then echo "crash (sig $(($1 - 128)))"; else echo "fail (exit $1)"; fi ;;
+  esac
+}
+
+# technique_cell RC: what a technique program did (tech-support.h)
+technique_cell() {
+  case $1 in
+    0) echo "succeeded" ;;
+    1) echo "goal not reached" ;;
+    3) echo "setup failed" ;;
+    134) echo "stopped (abort)" ;;
+    137) echo timeout ;;
+    *) if [ "$1" -gt 128 ]; then echo "crash (sig $(($1 - 128)))"; else echo "fail (exit $1)"; fi ;;
+  esac
+}
+
 for c in "${misuse_cases[@]}"; do
   cells=()
-  glibc_aborts=
+  # the opt-in free check of libptmalloc-rs (the other allocators ignore it)
+  extra_env=()
+  [ "$c" = write-after-free-free-check ] && extra_env=(PTMALLOC_RS_FREE_CHECK=1)
   for i in "${!names[@]}"; do
     pre=${preloads[$i]}
     if [ -n "$pre" ] && [ ! -e "$pre" ]; then cells+=("n/a"); continue; fi
     o="$work/out/misuse-$c.${names[$i]}"
     rc=$(run_one "$i" "$o" "$work/bin/tst-misuse" "$c")
-    [ "$i" = 1 ] && [ "$rc" = 134 ] && glibc_aborts=1
-    cells+=("$rc")
+    cells+=("$(misuse_cell "$rc" "$o")")
   done
-  # glibc is column 1; decide the meaning from it
-  out_cells=()
-  for j in "${!cells[@]}"; do
-    rc=${cells[$j]}
-    if [ "$rc" = n/a ]; then out_cells+=(n/a); continue; fi
-    if [ -n "$glibc_aborts" ]; then
-      if [ "$rc" = 134 ]; then out_cells+=("pass (abort)")
-      elif [ "$rc" = 137 ]; then out_cells+=(timeout)
-      elif [ "$rc" -gt 128 ]; then out_cells+=("crash (sig $((rc - 128)))")
-      else out_cells+=("fail (undetected, exit $rc)"); fi
-    else
-      out_cells+=("$(classify "$rc")")
-    fi
+  row_for "tst-misuse $c" "${cells[@]}"
+done
+extra_env=()
+
+for t in "${techniques[@]}"; do
+  cells=()
+  for i in "${!names[@]}"; do
+    pre=${preloads[$i]}
+    if [ -n "$pre" ] && [ ! -e "$pre" ]; then cells+=("n/a"); continue; fi
+    o="$work/out/$t.${names[$i]}"
+    rc=$(run_one "$i" "$o" "$work/bin/$t")
+    cells+=("$(technique_cell "$rc")")
   done
-  row_for "tst-misuse $c" "${out_cells[@]}"
+  row_for "$t" "${cells[@]}"
 done
 
 {
@@ -138,7 +168,9 @@ done
   echo "pass: exit 0 (every check passed); fail: non-zero exit (with the check summary);"
   echo "crash: killed by a signal; timeout: killed after ${timeout_s} s; n/a: library not installed."
   echo "tst-usable-sizes/tst-placement: =glibc when the output is byte-identical to glibc's."
-  echo "tst-misuse cases glibc aborts on: pass (abort) = SIGABRT, i.e. the misuse was detected."
+  echo "tst-misuse cases: abort (detected) = SIGABRT, the allocator stopped the misuse; not detected = the call"
+  echo "returned; pass = impossible requests got NULL + errno. tech-*: succeeded = the exploitation technique"
+  echo "reached its goal; stopped (abort) = the allocator stopped it (messages: cargo test --test hardening)."
   echo "Extension checks (PTMALLOC_RS_TEST_EXT=1) run only in the ptmalloc-rs column."
   echo "Outputs: $work/out/<program>.<allocator>[.err]"
 } >"$out_md"

@@ -5,43 +5,27 @@
 //! The library comes from `$PTMALLOC_RS_LIB` (absolute path to
 //! `libptmalloc-rs.so`), or else `make -C <workspace root> lib` builds it
 //! into `<root>/build/`.  Test names end in the mode (`contract_glibc`,
-//! `usable_sizes_preload`, `misuse_invalid_free::linked`, ...), so e.g.
+//! `usable_sizes_preload`, `arena_stress::linked`, ...), so e.g.
 //! `cargo test -p ptmalloc-c-tests glibc` runs the reference alone.
+//! The misuse cases and the exploitation techniques run in
+//! `tests/hardening.rs`.
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
+use common::{build, compile, out_dir};
 use ptmalloc_c_tests::{
-    c_dir, configure_env, judge, library, parse_report, provider_problem, run, summarize, tail, Mode,
-    Outcome, Report, CHILD_TIMEOUT, SIGABRT,
+    configure_env, judge, library, parse_report, run, summarize, tail, Mode, Outcome, Report, CHILD_TIMEOUT,
 };
-
-const COMPILE_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// Flags for every program (cc adds its own -O/-g/-fPIC/-m64 as well).
-const CFLAGS: &[&str] = &[
-    "-std=c11",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-O1",
-    "-g",
-    // Let every allocator call really happen: with builtins GCC may drop
-    // malloc/free pairs and assumes, e.g., that posix_memalign never
-    // writes errno.
-    "-fno-builtin",
-    "-pthread",
-];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Program {
     Contract,
     UsableSizes,
-    Misuse,
     MallocForkDeadlock,
     Mallocfork2,
     ThreadExitTcache,
@@ -60,10 +44,9 @@ enum Program {
 
 impl Program {
     /// Every program, in declaration order.
-    const ALL: [Program; 17] = [
+    const ALL: [Program; 16] = [
         Program::Contract,
         Program::UsableSizes,
-        Program::Misuse,
         Program::MallocForkDeadlock,
         Program::Mallocfork2,
         Program::ThreadExitTcache,
@@ -84,7 +67,6 @@ impl Program {
         match self {
             Program::Contract => "tst-contract",
             Program::UsableSizes => "tst-usable-sizes",
-            Program::Misuse => "tst-misuse",
             Program::MallocForkDeadlock => "tst-malloc-fork-deadlock",
             Program::Mallocfork2 => "tst-mallocfork2",
             Program::ThreadExitTcache => "tst-thread-exit-tcache",
@@ -117,33 +99,12 @@ impl Program {
     }
 }
 
-fn compiler() -> Result<&'static cc::Tool, String> {
-    static TOOL: OnceLock<Result<cc::Tool, String>> = OnceLock::new();
-    TOOL.get_or_init(|| {
-        cc::Build::new()
-            .target(env!("PTMALLOC_C_TESTS_TARGET"))
-            .host(env!("PTMALLOC_C_TESTS_HOST"))
-            .opt_level(1)
-            .debug(true)
-            // (not `.warnings(false)`: that adds -w, which silences -Werror)
-            .cargo_metadata(false)
-            .try_get_compiler()
-            .map_err(|e| format!("no C compiler: {e}"))
-    })
-    .as_ref()
-    .map_err(Clone::clone)
-}
-
-fn out_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-tests")
-}
-
 /// Compile PROGRAM (linked against the library if LINKED), once per process.
 fn binary(program: Program, linked: bool) -> Result<&'static Path, String> {
     static BINARIES: [[OnceLock<Result<PathBuf, String>>; 2]; Program::ALL.len()] =
         [const { [const { OnceLock::new() }; 2] }; Program::ALL.len()];
     BINARIES[program.index()][usize::from(linked)]
-        .get_or_init(|| compile(program, linked))
+        .get_or_init(|| compile(program.name(), linked))
         .as_deref()
         .map_err(Clone::clone)
 }
@@ -163,71 +124,6 @@ fn module(program: Program) -> Result<Option<(&'static Path, &'static str)>, Str
         .as_deref()
         .map_err(Clone::clone)?;
     Ok(Some((path, var)))
-}
-
-fn compile(program: Program, linked: bool) -> Result<PathBuf, String> {
-    let name = if linked {
-        format!("{}-linked", program.name())
-    } else {
-        program.name().to_string()
-    };
-    let exe = out_dir().join(&name);
-    let mut extra = Vec::new();
-    if linked {
-        let lib = library()?;
-        extra.push(format!("-L{}", lib.dir.display()));
-        extra.push("-Wl,--no-as-needed".to_string());
-        extra.push("-lptmalloc-rs".to_string());
-        extra.push(format!("-Wl,-rpath,{}", lib.dir.display()));
-    }
-    build(program.name(), &exe, &extra)
-}
-
-/// Compile `c/<STEM>.c` into OUTPUT with CFLAGS, then EXTRA.
-fn build(stem: &str, output: &Path, extra: &[impl AsRef<std::ffi::OsStr>]) -> Result<PathBuf, String> {
-    let dir = out_dir();
-    fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-    let name = output
-        .file_name()
-        .map_or_else(|| stem.to_string(), |n| n.to_string_lossy().into_owned());
-    // Build under a private name and rename, so that concurrent test
-    // processes (e.g. nextest) never run a half-written binary.
-    let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
-    let src = c_dir().join(format!("{stem}.c"));
-
-    let mut cmd = compiler()?.to_command();
-    cmd.args(CFLAGS)
-        .arg("-I")
-        .arg(c_dir())
-        .arg(&src)
-        .arg("-o")
-        .arg(&tmp)
-        .args(extra);
-    let out = run(&mut cmd, COMPILE_TIMEOUT).map_err(|e| format!("cannot run the compiler: {e}"))?;
-    if !out.success() {
-        let _ = fs::remove_file(&tmp);
-        return Err(format!(
-            "compiling {} failed ({}):\n{}\n{}{}",
-            src.display(),
-            out.describe(),
-            command_line(&cmd),
-            out.stdout,
-            out.stderr
-        ));
-    }
-    fs::rename(&tmp, output).map_err(|e| format!("rename to {}: {e}", output.display()))?;
-    println!("[compile] {} <- {}", output.display(), command_line(&cmd));
-    Ok(output.to_path_buf())
-}
-
-/// The program and arguments of CMD (its Debug form also lists the environment).
-fn command_line(cmd: &Command) -> String {
-    let mut line = cmd.get_program().to_string_lossy().into_owned();
-    for arg in cmd.get_args() {
-        line.push(' ');
-        line.push_str(&arg.to_string_lossy());
-    }
-    line
 }
 
 /// Run PROGRAM with ARGS in MODE.
@@ -442,164 +338,6 @@ fn usable_sizes_preload() {
 #[test]
 fn usable_sizes_linked() {
     usable_sizes_match(Mode::Linked);
-}
-
-// ---------------------------------------------------------------------
-// tst-misuse: each case in its own process; abort cases must die by
-// SIGABRT with glibc's message on stderr.
-
-/// Every case, with the message glibc 2.36 prints (None: no abort).
-const MISUSE_CASES: &[(&str, Option<&str>)] = &[
-    (
-        "double-free-tcache",
-        Some("free(): double free detected in tcache 2"),
-    ),
-    ("double-free-fastbin", Some("double free or corruption (fasttop)")),
-    ("double-free-normal", Some("double free or corruption (!prev)")),
-    ("double-free-top", Some("double free or corruption (top)")),
-    ("invalid-free", Some("free(): invalid pointer")),
-    ("invalid-free-misaligned", Some("free(): invalid pointer")),
-    ("invalid-free-stack", Some("free(): invalid pointer")),
-    ("corrupt-size", Some("free(): invalid size")),
-    ("corrupt-next-size-fast", Some("free(): invalid next size (fast)")),
-    (
-        "corrupt-next-size-normal",
-        Some("free(): invalid next size (normal)"),
-    ),
-    ("munmap-invalid", Some("munmap_chunk(): invalid pointer")),
-    ("realloc-invalid", Some("realloc(): invalid pointer")),
-    ("huge", None),
-];
-
-fn expected_message(case: &str) -> Option<&'static str> {
-    MISUSE_CASES
-        .iter()
-        .find(|(name, _)| *name == case)
-        .unwrap_or_else(|| panic!("unknown misuse case {case}"))
-        .1
-}
-
-/// The message line glibc printed for CASE (checked against the table).
-fn glibc_message(case: &str, expected: &str) -> String {
-    let label = label(Program::Misuse, &[case], Mode::Glibc);
-    let out = run_program(Program::Misuse, Mode::Glibc, &[case]).unwrap_or_else(|e| panic!("[{label}] {e}"));
-    if out.signal() != Some(SIGABRT) {
-        panic!(
-            "[{label}] glibc did not abort: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            out.describe(),
-            tail(&out.stdout, 20),
-            tail(&out.stderr, 20)
-        );
-    }
-    if let Some(p) = provider_problem(Mode::Glibc, parse_report(&out.stdout).provider.as_deref()) {
-        panic!("[{label}] {p}");
-    }
-    let line = out
-        .stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(
-        line, expected,
-        "[{label}] glibc printed a different message than the table says"
-    );
-    line
-}
-
-fn misuse(case: &str, mode: Mode) {
-    let label = label(Program::Misuse, &[case], mode);
-    let Some(expected) = expected_message(case) else {
-        check_program(Program::Misuse, mode, &[case]);
-        return;
-    };
-    let reference = glibc_message(case, expected);
-    if mode == Mode::Glibc {
-        println!("[{label}] SIGABRT with \"{reference}\"");
-        return;
-    }
-    let out = run_program(Program::Misuse, mode, &[case]).unwrap_or_else(|e| panic!("[{label}] {e}"));
-    let mut problems = Vec::new();
-    // Without this, a preload that silently did not take effect would pass:
-    // glibc prints the very same message.
-    let provider = parse_report(&out.stdout).provider;
-    if let Some(p) = provider_problem(mode, provider.as_deref()) {
-        problems.push(p);
-    }
-    if out.signal() != Some(SIGABRT) {
-        problems.push(format!("expected death by SIGABRT, but it {}", out.describe()));
-    }
-    if !out.stderr.lines().any(|l| l == reference) {
-        problems.push(format!(
-            "stderr lacks glibc's line \"{reference}\" (expected text \"{expected}\")"
-        ));
-    }
-    if out.stdout.lines().any(|l| l.starts_with("FAIL: setup")) {
-        problems.push("the case's setup did not hold (see stdout)".to_string());
-    }
-    if problems.is_empty() {
-        println!("[{label}] SIGABRT with \"{reference}\" as glibc");
-        return;
-    }
-    panic!(
-        "[{label}] FAILED in {} mode:\n  - {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        mode.name(),
-        problems.join("\n  - "),
-        tail(&out.stdout, 20),
-        tail(&out.stderr, 20)
-    );
-}
-
-#[test]
-fn misuse_case_list_matches_program() {
-    let exe = binary(Program::Misuse, false).unwrap_or_else(|e| panic!("{e}"));
-    let out = run(Command::new(exe).arg("--list"), CHILD_TIMEOUT).expect("run --list");
-    assert!(out.success(), "tst-misuse --list {}", out.describe());
-    let listed: Vec<&str> = out.stdout.lines().collect();
-    let table: Vec<&str> = MISUSE_CASES.iter().map(|(name, _)| *name).collect();
-    assert_eq!(listed, table, "tst-misuse.c and MISUSE_CASES disagree");
-}
-
-macro_rules! misuse_tests {
-    ($($module:ident => $case:literal,)*) => {
-        $(
-            mod $module {
-                use super::{misuse, Mode};
-
-                #[test]
-                fn glibc() {
-                    misuse($case, Mode::Glibc);
-                }
-
-                #[test]
-                fn preload() {
-                    misuse($case, Mode::Preload);
-                }
-
-                #[test]
-                fn linked() {
-                    misuse($case, Mode::Linked);
-                }
-            }
-        )*
-    };
-}
-
-misuse_tests! {
-    misuse_double_free_tcache => "double-free-tcache",
-    misuse_double_free_fastbin => "double-free-fastbin",
-    misuse_double_free_normal => "double-free-normal",
-    misuse_double_free_top => "double-free-top",
-    misuse_invalid_free => "invalid-free",
-    misuse_invalid_free_misaligned => "invalid-free-misaligned",
-    misuse_invalid_free_stack => "invalid-free-stack",
-    misuse_corrupt_size => "corrupt-size",
-    misuse_corrupt_next_size_fast => "corrupt-next-size-fast",
-    misuse_corrupt_next_size_normal => "corrupt-next-size-normal",
-    misuse_munmap_invalid => "munmap-invalid",
-    misuse_realloc_invalid => "realloc-invalid",
-    misuse_huge => "huge",
 }
 
 #[test]

@@ -7,6 +7,7 @@ set -euo pipefail
 PKGS=(
   bash coreutils sed grep gawk mawk findutils diffutils tar gzip xz-utils  # harness + text tools
   python3                  # /usr/bin/python3 (python3-regrtest, python3-churn, gen_inputs.py)
+  python3-venv             # make python-check: the bindings' wheel in a fresh venv
   perl                     # perl-hash, perl-regex (Digest::MD5 is in perl's core)
   gcc libc6-dev binutils   # gcc-O2-c, gcc-prog, alloc_probe (objdump is in binutils)
   git sqlite3

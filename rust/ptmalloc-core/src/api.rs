@@ -140,10 +140,24 @@ impl<M: Memory> Allocator<M> {
         &mut self,
         tc: &mut ThreadCache,
         av: Arena,
+        f: impl FnMut(&mut Self, Arena, Tcache) -> Res<usize, M>,
+    ) -> Res<usize, M> {
+        self.in_arena_as(tc, av, true, f)
+    }
+
+    /// [`Allocator::in_arena`], giving the thread a tcache first only when
+    /// `init_tcache` (glibc 2.36's `_mid_memalign` does not).
+    fn in_arena_as(
+        &mut self,
+        tc: &mut ThreadCache,
+        av: Arena,
+        init_tcache: bool,
         mut f: impl FnMut(&mut Self, Arena, Tcache) -> Res<usize, M>,
     ) -> Res<usize, M> {
         let mem = self.locked(av, |a| {
-            a.ensure_tcache(av, tc)?;
+            if init_tcache {
+                a.ensure_tcache(av, tc)?;
+            }
             f(a, av, tc.tcache)
         })?;
         if mem != 0 {
@@ -285,6 +299,7 @@ impl<M: Memory> Allocator<M> {
             "free(): double free detected",
             "free(): invalid chunk header",
         )?;
+        crate::harden::check_next_in_use(m, p, size, "free(): double free detected")?;
         if cfg.fill {
             crate::harden::fill_freed(m, p, size)?;
         }
@@ -426,6 +441,14 @@ impl<M: Memory> Allocator<M> {
             "realloc(): block already freed",
             "realloc(): invalid chunk header",
         )?;
+        if !mmapped {
+            crate::harden::check_next_in_use(
+                &mut self.mem,
+                oldp,
+                old_size,
+                "realloc(): block already freed",
+            )?;
+        }
         if self.params.hardened && !mmapped && self.realloc_of_cached(tc.tcache, old_mem, old_size)? {
             return Err(self.mem.corruption("realloc(): block already freed"));
         }
@@ -489,7 +512,7 @@ impl<M: Memory> Allocator<M> {
             alignment = alignment.next_power_of_two();
         }
         let av = self.thread_arena(tc)?;
-        self.in_arena(tc, av, |a, av, t| a.int_memalign(av, alignment, bytes, t))
+        self.in_arena_as(tc, av, false, |a, av, t| a.int_memalign(av, alignment, bytes, t))
     }
 
     /// `posix_memalign`: `Ok(Ok(ptr))`, or `Ok(Err(errno))` (EINVAL for an

@@ -175,6 +175,7 @@ pub fn split_or_take<M: Memory>(
         }
         return Ok(None);
     }
+    m.count(crate::memory::Path::Split);
     let remainder = victim.plus(nb);
     push_unsorted(m, av, remainder, remainder_size, Some(check))?;
     victim.set_head(m, nb | crate::chunk::PREV_INUSE | arena_bit)?;

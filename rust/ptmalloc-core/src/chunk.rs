@@ -73,18 +73,34 @@ pub enum HeaderState {
 
 /// The check value of a header at `addr` whose size and flags are `low`:
 /// 15 bits keyed by the instance's secret, so that without the key a fake
-/// or altered header is caught with probability 1 - 2^-15.
+/// or altered header is caught with probability 1 - 2^-15. The top bits
+/// of a product by the (odd) key depend on every bit of the address and
+/// size; the address is rotated so that copying a valid header to a nearby
+/// address would need a size change of 4 GiB or more to keep its value.
+/// The PREV_INUSE bit enters as a keyed flip of its own: the allocator sets
+/// and clears it in other chunks' headers without recomputing anything.
 #[inline(always)]
 const fn header_tag(key: usize, addr: usize, low: usize) -> usize {
-    let h = (addr ^ key).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ low;
-    (h.wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 49) << 48
+    let h = ((addr.rotate_left(28) ^ (low & !PREV_INUSE)).wrapping_mul(key) >> 1) & TAG_BITS;
+    h ^ (key & TAG_BITS & (low & PREV_INUSE).wrapping_neg())
 }
+
+/// What setting PREV_INUSE changes in a keyed header: the bit and a keyed
+/// flip of the check value (never zero: see [`KEY_BITS`]).
+#[inline(always)]
+const fn prev_inuse_bits(key: usize) -> usize {
+    PREV_INUSE | (key & TAG_BITS)
+}
+
+/// Bits every header key has set: odd (a product by it loses no bit) and
+/// with a non-zero PREV_INUSE flip.
+pub const KEY_BITS: usize = 1 | (1 << 50);
 
 /// What parking changes in a keyed header: the parked bit and a keyed
 /// flip of the check value (so a parked header is not a valid one).
 #[inline(always)]
 const fn park_bits(key: usize) -> usize {
-    PARKED | (key & TAG_BITS) | (1 << 48)
+    PARKED | ((key >> 16) & TAG_BITS) | (1 << 48)
 }
 
 /// The chunk size that serves a request of `req` bytes (`request2size`).
@@ -301,17 +317,30 @@ impl Chunk {
     /// Set PREV_INUSE in the chunk `offset` bytes ahead (`set_inuse_bit_at_offset`).
     #[inline(always)]
     pub fn set_inuse_at<M: Memory>(self, m: &mut M, offset: usize) -> Res<(), M> {
-        let next = self.plus(offset);
-        let raw = next.header_word(m)?;
-        next.rewrite_low(m, raw, (raw & m.header_mask()) | PREV_INUSE)
+        self.plus(offset).set_prev_inuse(m, true)
     }
 
     /// Clear PREV_INUSE in the chunk `offset` bytes ahead.
     #[inline(always)]
     pub fn clear_inuse_at<M: Memory>(self, m: &mut M, offset: usize) -> Res<(), M> {
-        let next = self.plus(offset);
-        let raw = next.header_word(m)?;
-        next.rewrite_low(m, raw, raw & m.header_mask() & !PREV_INUSE)
+        self.plus(offset).set_prev_inuse(m, false)
+    }
+
+    /// Set or clear this chunk's PREV_INUSE, with the keyed flip of its
+    /// check value (so a valid header stays valid, a forged one forged).
+    #[inline(always)]
+    fn set_prev_inuse<M: Memory>(self, m: &mut M, on: bool) -> Res<(), M> {
+        let raw = self.header_word(m)?;
+        if (raw & PREV_INUSE != 0) == on {
+            return Ok(());
+        }
+        let key = m.header_key();
+        let flip = if key == 0 {
+            PREV_INUSE
+        } else {
+            prev_inuse_bits(key)
+        };
+        m.write(self.0.wrapping_add(SIZE), raw ^ flip)
     }
 
     /// Whether this chunk is in use, as recorded by the next chunk (`inuse`).

@@ -82,8 +82,8 @@ impl<M: Memory> Allocator<M> {
         if old == p {
             return Err(self.mem.corruption("double free or corruption (fasttop)"));
         }
-        // A hardened instance catches the others (and a forged neighbour).
-        harden::check_next(&mut self.mem, next)?;
+        // A hardened instance catches the others (a forged neighbour is
+        // caught when it is freed itself, or leaves a bin).
         let cfg = self.tcache_config();
         Self::check_freed(&mut self.mem, &cfg, p, size)?;
         harden::park(&mut self.mem, p)?;
@@ -193,6 +193,7 @@ impl<M: Memory> Allocator<M> {
         if self.retired {
             return Ok(());
         }
+        self.mem.count(crate::memory::Path::Consolidate);
         av.set_have_fastchunks(&mut self.mem, false)?;
         for idx in 0..NFASTBINS {
             let mut p = av.fastbin(&self.mem, idx)?;

@@ -43,7 +43,7 @@ pub const fn header_key_from(seed: usize) -> usize {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) | 1
+    (z ^ (z >> 31)) | crate::chunk::KEY_BITS
 }
 
 /// A chunk the user hands back (free, realloc) must be in use: its header
@@ -104,6 +104,23 @@ pub(crate) fn park<M: Memory>(m: &mut M, p: Chunk) -> Res<(), M> {
 pub(crate) fn unpark<M: Memory>(m: &mut M, p: Chunk, message: &'static str) -> Res<(), M> {
     check_parked(m, p, message)?;
     p.toggle_parked(m)
+}
+
+/// A heap chunk the user hands back must be in use as its successor sees
+/// it (glibc looks only on the arena path): a clear PREV_INUSE means the
+/// chunk is free in a bin, or lies inside a free chunk it was merged into
+/// (a stale header: house of botcake).
+#[inline(always)]
+pub(crate) fn check_next_in_use<M: Memory>(
+    m: &mut M,
+    p: Chunk,
+    size: usize,
+    message: &'static str,
+) -> Res<(), M> {
+    if m.header_key() != 0 && !p.inuse_at(m, size)? {
+        return Err(m.corruption(message));
+    }
+    Ok(())
 }
 
 /// The next chunk of a chunk being freed must have a valid (or parked)

@@ -106,6 +106,7 @@ impl<M: Memory> Allocator<M> {
             }
             if size >= nb + MINSIZE {
                 harden::check_free(&mut self.mem, top, "malloc(): corrupted top chunk header")?;
+                self.mem.count(crate::memory::Path::Top);
                 let rest = top.plus(nb);
                 av.set_top(&mut self.mem, rest)?;
                 let bit = self.arena_bit(av);
@@ -135,6 +136,7 @@ impl<M: Memory> Allocator<M> {
             let idx = fastbin_index(nb);
             let victim = av.fastbin(&self.mem, idx)?;
             if victim.0 != 0 {
+                self.mem.count(crate::memory::Path::Fastbin);
                 if victim.misaligned() {
                     return Err(self
                         .mem
@@ -161,6 +163,7 @@ impl<M: Memory> Allocator<M> {
             let bin = av.bin_at(idx);
             let victim = bin.bk(&self.mem)?;
             if victim != bin {
+                self.mem.count(crate::memory::Path::Smallbin);
                 let bck = victim.bk(&self.mem)?;
                 if bck.fd(&self.mem)? != victim {
                     return Err(self
@@ -215,7 +218,9 @@ impl<M: Memory> Allocator<M> {
                     .mem
                     .corruption("malloc(): unaligned fastbin chunk detected 3"));
             }
-            harden::unpark(&mut self.mem, victim, FASTBIN_ENTRY_CORRUPT)?;
+            // Parked to valid without a check: the header is checked when
+            // the chunk leaves the tcache (a forged one stays forged).
+            victim.toggle_parked(&mut self.mem)?;
             let next = reveal_ptr(victim.fd_addr(), victim.fd(&self.mem)?.0);
             av.set_fastbin(&mut self.mem, idx, Chunk(next))?;
             tc.put(&mut self.mem, victim, tc_idx, self.tcache_key)?;
@@ -255,6 +260,7 @@ impl<M: Memory> Allocator<M> {
             if victim == unsorted {
                 break;
             }
+            self.mem.count(crate::memory::Path::UnsortedScan);
             let bck = victim.bk(&self.mem)?;
             let raw = victim.size_field(&self.mem)?;
             let size = raw & !SIZE_BITS;
@@ -291,6 +297,7 @@ impl<M: Memory> Allocator<M> {
                 && victim == av.last_remainder(&self.mem)?
                 && size > nb + MINSIZE
             {
+                self.mem.count(crate::memory::Path::Split);
                 let remainder_size = size - nb;
                 let remainder = victim.plus(nb);
                 unsorted.set_bk(&mut self.mem, remainder)?;
@@ -440,6 +447,7 @@ impl<M: Memory> Allocator<M> {
                 victim = fd;
             }
         }
+        self.mem.count(crate::memory::Path::LargeBin);
         unlink_chunk(&mut self.mem, victim)?;
         let bit = self.arena_bit(av);
         split_or_take(
@@ -489,6 +497,7 @@ impl<M: Memory> Allocator<M> {
                 bit <<= 1;
                 continue;
             }
+            self.mem.count(crate::memory::Path::BinmapSearch);
             let size = victim.size(&self.mem)?;
             unlink_chunk(&mut self.mem, victim)?;
             let bit_a = self.arena_bit(av);

@@ -6,6 +6,30 @@
 //! accessor compiles to one load or store) and over a simulated, bounds-checked
 //! address space (where a bad address becomes an error value, never a crash).
 
+/// A step of the allocator that a memory source may count
+/// ([`Memory::count`]): which paths served a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Path {
+    /// A chunk taken from a tcache bin.
+    TcacheHit,
+    /// A chunk taken from a fastbin.
+    Fastbin,
+    /// A chunk taken from a small bin of the exact size.
+    Smallbin,
+    /// A chunk examined by the unsorted-bin scan.
+    UnsortedScan,
+    /// A free chunk split, the remainder kept free.
+    Split,
+    /// A request served by the best fit of its own large bin.
+    LargeBin,
+    /// A request served by a larger bin found through the binmap.
+    BinmapSearch,
+    /// A request carved from the top chunk.
+    Top,
+    /// The fastbins consolidated (`malloc_consolidate`).
+    Consolidate,
+}
+
 /// A source of memory for one allocator instance.
 ///
 /// # Safety
@@ -66,7 +90,7 @@ pub unsafe trait Memory {
     fn header_key(&self) -> usize {
         0
     }
-    /// Start keying chunk headers with `key` (non-zero); a source that
+    /// Start keying chunk headers with `key` (with `chunk::KEY_BITS` set); a source that
     /// cannot keep a key ignores it and `header_key` stays 0.
     fn set_header_key(&mut self, key: usize) {
         let _ = key;
@@ -157,6 +181,11 @@ pub unsafe trait Memory {
     /// linked into the list that statistics walk).
     #[inline(always)]
     fn release_fence(&self) {}
+    /// Count one step of the allocator (a no-op but for instrumented sources).
+    #[inline(always)]
+    fn count(&mut self, path: Path) {
+        let _ = path;
+    }
     /// Processors available, for the default arena limit (8 per core).
     fn cpu_count(&self) -> usize {
         1

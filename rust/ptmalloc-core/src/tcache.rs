@@ -108,6 +108,7 @@ impl Tcache {
     /// Take the first chunk of bin `idx`, which must be non-empty (`tcache_get`).
     #[inline(always)]
     pub fn get<M: Memory>(self, m: &mut M, idx: usize) -> Res<usize, M> {
+        m.count(crate::memory::Path::TcacheHit);
         let e = self.entry(m, idx)?;
         if !is_aligned(e) {
             return Err(m.corruption("malloc(): unaligned tcache chunk detected"));

@@ -125,7 +125,7 @@ fn init() {
         };
         if a.params.hardened {
             // A secret of its own: the tcache key shows in every cached chunk.
-            crate::harden::set_header_key(tcache_key() | 1);
+            crate::harden::set_header_key(tcache_key() | ptmalloc_core::chunk::KEY_BITS);
         }
         publish(&a);
         // SAFETY: nobody reads `proto` before `ready` is set.

@@ -35,6 +35,7 @@ pub enum SimError {
     },
 }
 
+#[derive(Clone)]
 struct Region {
     base: usize,
     bytes: Vec<u8>,
@@ -48,7 +49,20 @@ impl Region {
     }
 }
 
+/// A mapping taken out of a [`SimMemory`] with its contents
+/// ([`SimMemory::take_mapping`], [`SimMemory::save_mapping`]).
+#[derive(Clone)]
+pub struct SavedMapping(Region);
+
+impl SavedMapping {
+    /// The mapping's address.
+    pub fn base(&self) -> usize {
+        self.0.base
+    }
+}
+
 /// The simulated address space.
+#[derive(Clone)]
 pub struct SimMemory {
     heap: Region,
     heap_limit: usize,
@@ -120,6 +134,54 @@ impl SimMemory {
             return Some(&mut self.libc);
         }
         self.maps.iter_mut().find(|r| fits(r))
+    }
+
+    /// Where the next mapping is placed (just below this address).
+    pub fn mmap_cursor(&self) -> usize {
+        self.mmap_next
+    }
+
+    /// Set where the next mapping is placed (to undo a mapping: the same
+    /// calls then give the same addresses again).
+    pub fn set_mmap_cursor(&mut self, at: usize) {
+        self.mmap_next = at;
+    }
+
+    /// A copy of the mapping at `base`, contents included.
+    pub fn save_mapping(&self, base: usize) -> Option<SavedMapping> {
+        self.maps
+            .iter()
+            .find(|r| r.base == base)
+            .cloned()
+            .map(SavedMapping)
+    }
+
+    /// `munmap`, keeping what was unmapped so that it can be put back.
+    pub fn take_mapping(&mut self, addr: usize, len: usize) -> Option<SavedMapping> {
+        let i = self
+            .maps
+            .iter()
+            .position(|r| r.base == addr && r.reserved == len)?;
+        Some(SavedMapping(self.maps.swap_remove(i)))
+    }
+
+    /// Put a saved mapping back, in place of any mapping at its base.
+    pub fn restore_mapping(&mut self, m: SavedMapping) {
+        self.maps.retain(|r| r.base != m.0.base);
+        self.maps.push(m.0);
+    }
+
+    /// Make the first `len` bytes of the mapping at `base` the accessible
+    /// ones (bytes added are zero); `false` if there is no such mapping or
+    /// `len` exceeds its reservation.
+    pub fn set_mapping_len(&mut self, base: usize, len: usize) -> bool {
+        match self.maps.iter_mut().find(|r| r.base == base) {
+            Some(r) if len <= r.reserved => {
+                r.bytes.resize(len, 0);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Read `len` bytes at `addr`.

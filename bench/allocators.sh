@@ -1,0 +1,59 @@
+# The five allocators the benchmarks compare, for bench/run-suite.sh and
+# bench/run-instr.sh (sourced, not run).
+#
+#   bench_allocators OURLIB LOGDIR
+#
+# sets names[] and preloads[] (index 0 is ours, 1 glibc with nothing
+# preloaded, then jemalloc, tcmalloc (minimal) and mimalloc from Debian's
+# packages, installed when missing) and avail[], the indices of those that
+# are present; an allocator still missing after the install is reported and
+# left out (shown as n/a). Also installs /usr/bin/time when missing.
+# `clean_env` is the env(1) prefix that runs a program with none of the
+# allocators' tuning variables set.
+
+clean_env=(env -u GLIBC_TUNABLES -u MALLOC_CHECK_ -u MALLOC_ARENA_MAX -u MALLOC_ARENA_TEST
+  -u MALLOC_PERTURB_ -u MALLOC_TOP_PAD_ -u MALLOC_TRIM_THRESHOLD_
+  -u MALLOC_MMAP_THRESHOLD_ -u MALLOC_MMAP_MAX_ -u MALLOC_CONF -u MIMALLOC_OPTIONS
+  -u LD_PRELOAD -u LD_LIBRARY_PATH)
+
+bench_apt_install() { # LOG packages...: install, with apt-get update first if that fails
+  local log=$1
+  shift
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  echo "installing $* (log: $log)"
+  "${sudo[@]}" apt-get install -y "$@" >>"$log" 2>&1 ||
+    { "${sudo[@]}" apt-get update >>"$log" 2>&1 &&
+      "${sudo[@]}" apt-get install -y "$@" >>"$log" 2>&1; } ||
+    echo "could not install $* (see $log)" >&2
+}
+
+bench_allocators() {
+  local ours=$1 log=$2/apt.log
+  local libdir=/usr/lib/x86_64-linux-gnu
+  names=(ptmalloc-rs glibc jemalloc tcmalloc mimalloc)
+  preloads=("$ours" "" "$libdir/libjemalloc.so.2" "$libdir/libtcmalloc_minimal.so.4" "$libdir/libmimalloc.so.2")
+  local p missing=
+  for p in "${preloads[@]:2}"; do [ -e "$p" ] || missing=1; done
+  [ -n "$missing" ] && bench_apt_install "$log" libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
+  [ -x /usr/bin/time ] || bench_apt_install "$log" time
+  avail=()
+  local i
+  for i in "${!names[@]}"; do
+    p=${preloads[$i]}
+    if [ -n "$p" ] && [ ! -e "$p" ]; then
+      echo "${names[$i]}: $p not found, shown as n/a" >&2
+    else
+      avail+=("$i")
+    fi
+  done
+}
+
+# preload_env_for INDEX: sets preload_env[] to the env(1) arguments that select
+# allocator INDEX for a child process.
+preload_env_for() {
+  local pre=${preloads[$1]}
+  preload_env=(-u LD_PRELOAD)
+  [ -n "$pre" ] && preload_env=(LD_PRELOAD="$pre")
+  return 0
+}
