@@ -145,10 +145,11 @@ static NOT_REACHABLE: &[(&str, &str)] = &[
 /// Messages covered by another suite, where that suite's case is named.
 static COVERED_ELSEWHERE: &[(&str, &str)] = &[(
     "munmap_chunk(): double free detected",
-    "c-tests misuse case double-free-mmapped (c-tests/c/tst-misuse.c, expected in \
-     c-tests/tests/hardening.rs, branch tech): needs the process source's table of unmapped \
-     chunks (Memory::was_unmapped); SimMemory answers the second free's read of the \
-     unmapped header with SegFault (checked below)",
+    "the C misuse suite: case double-free-mmapped (c-tests/c/tst-misuse.c), test \
+     misuse_double_free_mmapped in c-tests/tests/hardening.rs, which expects this message from \
+     the process allocator (and SIGSEGV from glibc); it needs the process source's table of \
+     unmapped chunks (Memory::was_unmapped), while SimMemory answers the second free's read \
+     of the unmapped header with SegFault (checked below)",
 )];
 
 // ---------------------------------------------------------------------------
@@ -728,19 +729,22 @@ fn tcache_poisoning(h: &mut Instance, tc: &mut ThreadCache) -> Step {
 }
 
 fn fastbin_dup_into_fake_chunk(h: &mut Instance, tc: &mut ThreadCache) -> Step {
-    let v = mallocs(h, tc, TCACHE_FILL + 1, 0x18)?;
-    let f = v[TCACHE_FILL];
+    // Seven blocks for the tcache bin, eight for the fastbin.
+    let v = mallocs(h, tc, TCACHE_FILL + 8, 0x18)?;
     let area = h.malloc(tc, 0x60)?;
-    frees(h, tc, &v[..TCACHE_FILL])?;
-    h.free(tc, f)?;
+    frees(h, tc, &v)?;
     // A fake 0x20-byte chunk inside `area`, its link ending the list.
     let fake = area + 0x10;
     h.mem.write(fake + 8, 0x21)?;
     h.mem.write(fake + 16, protect_ptr(fake + 16, 0))?;
-    h.mem.write(f, protect_ptr(f, fake))?;
+    // The link of the oldest chunk of the fastbin, written after free.
+    let oldest = v[TCACHE_FILL];
+    h.mem.write(oldest, protect_ptr(oldest, fake))?;
+    // The newest fastbin chunk is handed out and the next seven fill the
+    // tcache: the fake chunk is left at the head of the fastbin.
     mallocs(h, tc, TCACHE_FILL, 0x18)?;
-    // f comes from the fastbin; the fake chunk is stashed into the tcache.
     h.malloc(tc, 0x18)?;
+    mallocs(h, tc, TCACHE_FILL, 0x18)?;
     let got = h.malloc(tc, 0x18)?;
     glibc_let_happen(h, got == fake + 16, "returned the fake chunk");
     Ok(())
