@@ -26,6 +26,6 @@ python-wheel:
 # Tests run from bindings/python against the installed wheel (the sources are under python/,
 # not importable from there), so they test what `pip install` gives a user.
 python-check: python-lint python-wheel
-	$(PY_VENV)/bin/python -m pip install -q $(PY_WHEELS)/ptmalloc_rs-*.whl pytest hypothesis
+	$(PY_VENV)/bin/python -m pip install -q "$$(ls $(PY_WHEELS)/ptmalloc_rs-*.whl)[test,png,plot]"
 	cd $(PY_DIR) && $(PY_VENV)/bin/python -c 'import ptmalloc_rs, sys; assert "site-packages" in ptmalloc_rs.__file__, ptmalloc_rs.__file__'
 	cd $(PY_DIR) && $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests

@@ -465,6 +465,17 @@ unsafe impl Memory for LabMemory {
         self.sim.page_size()
     }
 
+    // The hardened profile's keyed headers: the key lives in the simulated
+    // memory, so a snapshot or an undone call keeps it.
+    #[inline(always)]
+    fn header_key(&self) -> usize {
+        self.sim.header_key()
+    }
+
+    fn set_header_key(&mut self, key: usize) {
+        self.sim.set_header_key(key);
+    }
+
     fn map_heap(&mut self, max: usize, size: usize) -> Option<usize> {
         let cursor = self.sim.mmap_cursor();
         let base = self.sim.map_heap(max, size)?;
