@@ -438,12 +438,10 @@ unsafe extern "C" fn after_fork_child() {
     }
 }
 
-/// Library constructor: fork handler, thread-exit key, a panic hook that
-/// cannot allocate, and the environment if it was not readable at init.
+/// Library constructor: fork handler, thread-exit key, the panic hook
+/// where std is linked, and the environment if it was not readable at init.
 extern "C" fn on_load() {
-    std::panic::set_hook(std::boxed::Box::new(|_| {
-        crate::output::fatal("ptmalloc-rs: internal error")
-    }));
+    crate::panic::install_hook();
     // SAFETY: registers a child handler only: no lock is taken before fork.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     thread_exit_key();
