@@ -177,8 +177,12 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
     }
     // SAFETY: as in malloc.
     let mut m = unsafe { RawMemory::new() };
-    if let Ok(Some(p)) = Allocator::free_cached(&mut m, &tcache_config(), thread().tcache, ptr as usize) {
-        free_slow(p);
+    let tc = thread();
+    if let Ok(Some(p)) = Allocator::free_cached(&mut m, &tcache_config(), tc.tcache, ptr as usize) {
+        // With a tcache, free_cached has checked the pointer and size.
+        if !(tc.tcache.exists() && crate::remote::free_remote(&mut m, tc.arena.0, p)) {
+            free_slow(p);
+        }
     }
 }
 

@@ -34,5 +34,6 @@ pub mod os;
 pub mod output;
 pub mod panic;
 pub mod process;
+pub mod remote;
 pub mod tls;
 pub mod valgrind;

@@ -50,7 +50,9 @@ unsafe impl Sync for ArenaStorage {}
 
 static MAIN_ARENA: ArenaStorage = ArenaStorage(UnsafeCell::new([0; MAIN_ARENA_STORAGE]));
 
-fn main_arena() -> usize {
+/// The main arena's address.
+#[inline(always)]
+pub fn main_arena() -> usize {
     MAIN_ARENA.0.get() as usize
 }
 
@@ -250,6 +252,11 @@ pub fn with_alloc<R>(
     let cache = unsafe { &mut *crate::tls::instance_cache() };
     if cache.busy != 0 {
         return with_fresh_copy(f);
+    }
+    // Chunks this thread batched for other arenas go out before the call
+    // (see `remote`): at thread exit, and whenever the thread is here anyway.
+    if crate::remote::held() {
+        crate::remote::flush();
     }
     // SAFETY: a volatile store, so that a signal handler arriving from here
     // on sees the copy taken.
