@@ -233,6 +233,7 @@ unsafe impl Memory for RawMemory {
     }
 
     fn sbrk(&mut self, increment: isize) -> Option<usize> {
+        crate::tls::count_system_call();
         if !crate::fork::brk_usable() {
             return None;
         }
@@ -251,6 +252,7 @@ unsafe impl Memory for RawMemory {
     }
 
     fn mmap(&mut self, len: usize) -> Option<usize> {
+        crate::tls::count_system_call();
         // SAFETY: a fresh anonymous private mapping touches no existing memory.
         let p = unsafe {
             libc::mmap(
@@ -270,11 +272,13 @@ unsafe impl Memory for RawMemory {
     }
 
     fn munmap(&mut self, addr: usize, len: usize) -> bool {
+        crate::tls::count_system_call();
         // SAFETY: the allocator unmaps only mappings it made, once.
         unsafe { libc::munmap(addr as *mut libc::c_void, len) == 0 }
     }
 
     fn mremap(&mut self, addr: usize, old_len: usize, new_len: usize) -> Option<usize> {
+        crate::tls::count_system_call();
         // SAFETY: resizes a mapping the allocator made; the chunk moves with it.
         let p = unsafe { libc::mremap(addr as *mut libc::c_void, old_len, new_len, libc::MREMAP_MAYMOVE) };
         if p == libc::MAP_FAILED {

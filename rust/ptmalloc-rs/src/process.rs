@@ -171,8 +171,10 @@ fn write_instance<R>(f: impl FnOnce(&mut Alloc) -> R) -> R {
     r
 }
 
-/// The instance-wide values a call may change, as its handle had them.
+/// The instance-wide values a call may change, as its handle had them
+/// (all zero is a valid value: the TLS slot starts zeroed).
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 struct Shared {
     mmaps: MmapStats,
     mmap_threshold: usize,
@@ -221,6 +223,13 @@ fn merge(was: Shared, now: Shared) {
 /// refreshed only when the instance's version has moved on: copying the
 /// whole instance on every call cost a quarter of a free/malloc pair that
 /// misses the tcache.
+///
+/// A call changes those values only next to a system call of the memory
+/// source (a chunk mapped or unmapped, the break's first move, a threshold
+/// raised by the unmapping free), which counts them per thread: a call
+/// that made none has nothing to merge, and only one that did compares the
+/// copy with `synced`. (Snapshotting and comparing on every call cost 40
+/// instructions of each slow malloc or free.)
 #[repr(C)]
 pub struct InstanceCache {
     /// The version of the copy plus one (0: no copy yet); versions read
@@ -229,6 +238,8 @@ pub struct InstanceCache {
     /// Nonzero while a call of this thread uses the copy: a nested call
     /// (from a signal handler) takes a copy of its own.
     busy: usize,
+    /// The copy's values as the instance has them (at refresh or merge).
+    synced: Shared,
     alloc: MaybeUninit<Alloc>,
 }
 
@@ -236,6 +247,21 @@ pub struct InstanceCache {
 #[cold]
 fn refresh(cache: &mut InstanceCache) {
     cache.copied = copy_instance(&mut cache.alloc).wrapping_add(1);
+    // SAFETY: just filled.
+    cache.synced = Shared::of(unsafe { cache.alloc.assume_init_ref() });
+}
+
+/// After a call that made system calls: merge what it changed.
+#[cold]
+#[inline(never)]
+fn sync(cache: &mut InstanceCache) {
+    // SAFETY: the copy is initialised (`with_alloc` refreshed it).
+    let now = Shared::of(unsafe { cache.alloc.assume_init_ref() });
+    if now != cache.synced {
+        // The instance's version moves on, so the next call recopies.
+        merge(cache.synced, now);
+        cache.synced = now;
+    }
 }
 
 /// Run `f` on a handle of the allocator with this thread's cache state;
@@ -264,8 +290,12 @@ pub fn with_alloc<R>(
     if cache.copied != GLOBAL.version.load(Acquire).wrapping_add(1) {
         refresh(cache);
     }
+    let calls = crate::tls::system_calls();
     // SAFETY: `refresh` has filled the copy (copied != 0).
     let r = run(unsafe { cache.alloc.assume_init_mut() }, f);
+    if crate::tls::system_calls() != calls {
+        sync(cache);
+    }
     // SAFETY: as for the store above.
     unsafe { core::ptr::write_volatile(&mut cache.busy, 0) };
     r
@@ -278,7 +308,13 @@ fn with_fresh_copy<R>(
     f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
 ) -> (Result<R, Abandoned>, i32) {
     let mut a = handle();
-    run(&mut a, f)
+    let was = Shared::of(&a);
+    let r = run(&mut a, f);
+    let now = Shared::of(&a);
+    if now != was {
+        merge(was, now);
+    }
+    r
 }
 
 #[inline(always)]
@@ -287,15 +323,9 @@ fn run<R>(
     f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
 ) -> (Result<R, Abandoned>, i32) {
     a.last_error = 0;
-    let was = Shared::of(a);
     let before = thread();
     let mut tc = before;
     let r = f(a, &mut tc);
-    let now = Shared::of(a);
-    if now != was {
-        // The instance's version moves on, so the next call recopies.
-        merge(was, now);
-    }
     set_thread(tc, before);
     (r, a.last_error)
 }
