@@ -78,9 +78,17 @@ static GLOBAL: Global = Global {
 };
 
 // What the lock-free paths need, published whenever the parameters change.
-static TCACHE_BINS: AtomicUsize = AtomicUsize::new(0);
-static TCACHE_COUNT: AtomicUsize = AtomicUsize::new(0);
-static TCACHE_KEY: AtomicUsize = AtomicUsize::new(0);
+// One static, so the fast paths find all three with one address load.
+struct PublishedTcache {
+    bins: AtomicUsize,
+    count: AtomicUsize,
+    key: AtomicUsize,
+}
+static TCACHE: PublishedTcache = PublishedTcache {
+    bins: AtomicUsize::new(0),
+    count: AtomicUsize::new(0),
+    key: AtomicUsize::new(0),
+};
 static SHOW_STATS: AtomicBool = AtomicBool::new(false);
 static ENV_SEEN: AtomicBool = AtomicBool::new(false);
 
@@ -346,18 +354,18 @@ pub fn with_params<R>(f: impl FnOnce(&mut Alloc) -> R) -> R {
 pub fn publish(a: &Alloc) {
     crate::os::set_check_action(a.params.check_action);
     let cfg = a.tcache_config();
-    TCACHE_BINS.store(cfg.bins, Relaxed);
-    TCACHE_COUNT.store(cfg.count, Relaxed);
-    TCACHE_KEY.store(cfg.key, Relaxed);
+    TCACHE.bins.store(cfg.bins, Relaxed);
+    TCACHE.count.store(cfg.count, Relaxed);
+    TCACHE.key.store(cfg.key, Relaxed);
 }
 
 /// The tcache settings of the lock-free paths (bins = 0 before init).
 #[inline(always)]
 pub fn tcache_config() -> TcacheConfig {
     TcacheConfig {
-        bins: TCACHE_BINS.load(Relaxed),
-        count: TCACHE_COUNT.load(Relaxed),
-        key: TCACHE_KEY.load(Relaxed),
+        bins: TCACHE.bins.load(Relaxed),
+        count: TCACHE.count.load(Relaxed),
+        key: TCACHE.key.load(Relaxed),
     }
 }
 
