@@ -276,6 +276,10 @@ fn sync(cache: &mut InstanceCache) {
 /// the parameters are those of the instance as it is now. Returns `f`'s
 /// result (`Err` when a corruption check abandoned it) and the errno for
 /// the call.
+///
+/// `f` is called from one place only: each caller instantiates this, and
+/// a second call site (for the nested case) had doubled the code of every
+/// operation (11 KiB of the library's text, resident in every process).
 #[inline(always)]
 pub fn with_alloc<R>(
     f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
@@ -284,9 +288,35 @@ pub fn with_alloc<R>(
     // SAFETY: this thread's own storage, alive as long as the thread; no
     // other thread reaches it, and `busy` keeps a nested call off it.
     let cache = unsafe { &mut *crate::tls::instance_cache() };
-    if cache.busy != 0 {
-        return with_fresh_copy(f);
+    // A nested call (from a signal handler) works on a copy of its own.
+    let mut fresh = MaybeUninit::<Alloc>::uninit();
+    let mut fresh_was = MaybeUninit::<Shared>::uninit();
+    let nested = cache.busy != 0;
+    let (a, calls) = if nested {
+        (enter_fresh(&mut fresh, &mut fresh_was), 0)
+    } else {
+        (enter(cache), crate::tls::system_calls())
+    };
+    // SAFETY: `a` points to an initialised copy (the thread's or `fresh`)
+    // that nothing else uses during the call.
+    let r = run(unsafe { &mut *a }, f);
+    if nested {
+        // SAFETY: `enter_fresh` filled both.
+        unsafe { leave_fresh(fresh.assume_init_ref(), fresh_was.assume_init_ref()) };
+    } else {
+        if crate::tls::system_calls() != calls {
+            sync(cache);
+        }
+        // SAFETY: a volatile store, as in `enter`.
+        unsafe { core::ptr::write_volatile(&mut cache.busy, 0) };
     }
+    r
+}
+
+/// Start a call on this thread's copy: send out batched remote frees,
+/// mark the copy taken, refresh it if the instance moved on.
+#[inline(always)]
+fn enter(cache: &mut InstanceCache) -> *mut Alloc {
     // Chunks this thread batched for other arenas go out before the call
     // (see `remote`): at thread exit, and whenever the thread is here anyway.
     if crate::remote::held() {
@@ -298,31 +328,27 @@ pub fn with_alloc<R>(
     if cache.copied != GLOBAL.version.load(Acquire).wrapping_add(1) {
         refresh(cache);
     }
-    let calls = crate::tls::system_calls();
-    // SAFETY: `refresh` has filled the copy (copied != 0).
-    let r = run(unsafe { cache.alloc.assume_init_mut() }, f);
-    if crate::tls::system_calls() != calls {
-        sync(cache);
-    }
-    // SAFETY: as for the store above.
-    unsafe { core::ptr::write_volatile(&mut cache.busy, 0) };
-    r
+    cache.alloc.as_mut_ptr()
 }
 
-/// `with_alloc` for a nested call: a copy of the instance on the stack.
+/// Start a nested call: a copy of the instance on the caller's stack.
 #[cold]
 #[inline(never)]
-fn with_fresh_copy<R>(
-    f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
-) -> (Result<R, Abandoned>, i32) {
-    let mut a = handle();
-    let was = Shared::of(&a);
-    let r = run(&mut a, f);
-    let now = Shared::of(&a);
-    if now != was {
-        merge(was, now);
+fn enter_fresh(fresh: &mut MaybeUninit<Alloc>, was: &mut MaybeUninit<Shared>) -> *mut Alloc {
+    copy_instance(fresh);
+    // SAFETY: just filled with an untorn copy.
+    was.write(Shared::of(unsafe { fresh.assume_init_ref() }));
+    fresh.as_mut_ptr()
+}
+
+/// End a nested call: merge what it changed.
+#[cold]
+#[inline(never)]
+fn leave_fresh(a: &Alloc, was: &Shared) {
+    let now = Shared::of(a);
+    if now != *was {
+        merge(*was, now);
     }
-    r
 }
 
 #[inline(always)]
