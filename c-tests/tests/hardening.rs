@@ -306,12 +306,15 @@ const TECHNIQUES: &[Technique] = &[
         "tcache house of spirit",
         Stop("free(): invalid chunk header"),
     ),
-    // The second free of A, merged into its free neighbour: A's stale
-    // header is valid, but the chunk after it records A as free.
+    // Stopped late: the second free of A (merged into its free neighbour)
+    // goes to the tcache, whose path does not read the successor's header
+    // (another cache line on every free); the poisoned tcache entry is
+    // caught when malloc takes A, whose header the overlapping allocation no
+    // longer keeps valid.
     technique(
         "tech-house-of-botcake",
         "house of botcake",
-        Stop("free(): double free detected"),
+        Stop("malloc(): corrupted tcache entry"),
     ),
     technique(
         "tech-unsafe-unlink",

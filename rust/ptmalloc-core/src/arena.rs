@@ -96,6 +96,13 @@ impl<M: Memory> Allocator<M> {
         Ok(())
     }
 
+    /// Free into `av`, under its lock (after its deferred frees), a chain of
+    /// its chunks linked through their `fd` words: chunks another thread
+    /// batched for `av` that its deferred list had no room for.
+    pub fn free_chain_locked(&mut self, av: Arena, first: usize) -> Res<(), M> {
+        self.locked(av, |a| a.free_chain(av, first))
+    }
+
     /// The thread's arena, binding one on its first use (`arena_get`).
     #[inline]
     pub fn thread_arena(&mut self, tc: &mut ThreadCache) -> Res<Arena, M> {

@@ -178,6 +178,20 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
     // SAFETY: as in malloc.
     let mut m = unsafe { RawMemory::new() };
     if let Ok(Some(p)) = Allocator::free_cached(&mut m, &tcache_config(), thread().tcache, ptr as usize) {
+        free_not_cached(p);
+    }
+}
+
+/// `free` of a chunk the tcache did not take: batched for its arena if it
+/// is another thread's (see `remote`), else the slow path. Out of line, so
+/// that the cached path saves no registers.
+#[inline(never)]
+fn free_not_cached(p: ptmalloc_core::Chunk) {
+    // SAFETY: as in malloc.
+    let mut m = unsafe { RawMemory::new() };
+    let tc = thread();
+    // With a tcache, free_cached has checked the pointer and size.
+    if !(tc.tcache.exists() && crate::remote::free_remote(&mut m, tc.arena.0, p)) {
         free_slow(p);
     }
 }

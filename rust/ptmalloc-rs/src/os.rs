@@ -42,6 +42,41 @@ const DEFERRED_ADDR_MASK: usize = (1 << DEFERRED_COUNT_SHIFT) - 1;
 /// the lock and frees the chunk itself.
 const DEFERRED_MAX: usize = 4096;
 
+/// Queue on arena `av`'s deferred frees the `n` chunks from `first` to
+/// `last`, linked through their fd words (`last`'s is set here); `false`
+/// when the queue has no room for them.
+///
+/// A lock-free push (Treiber stack); takers take the whole list at once, so
+/// there is no ABA. The head word carries the queue's length in its top
+/// bits (user addresses stay below 2^47), which bounds what an idle owner
+/// can leave unreclaimed.
+pub fn push_deferred(av: usize, first: usize, last: usize, n: usize) -> bool {
+    if first >> DEFERRED_COUNT_SHIFT != 0 {
+        return false;
+    }
+    // SAFETY: `av` is an arena of this instance (the arena of the chunks
+    // being freed; see arena_lock).
+    let head = unsafe { deferred_head(av) };
+    let fd = last + 2 * core::mem::size_of::<usize>();
+    let mut old = head.load(Relaxed);
+    loop {
+        let queued = old >> DEFERRED_COUNT_SHIFT;
+        if queued + n > DEFERRED_MAX {
+            // The chain goes back to the caller ending where it ended.
+            // SAFETY: as below.
+            unsafe { (fd as *mut usize).write(0) };
+            return false;
+        }
+        // SAFETY: the chunks are being freed: their fd words are ours.
+        unsafe { (fd as *mut usize).write(old & DEFERRED_ADDR_MASK) };
+        let new = first | (queued + n) << DEFERRED_COUNT_SHIFT;
+        match head.compare_exchange_weak(old, new, Release, Relaxed) {
+            Ok(_) => return true,
+            Err(now) => old = now,
+        }
+    }
+}
+
 /// Processors this process may run on (for the default arena limit).
 static CPUS: AtomicU32 = AtomicU32::new(0);
 
@@ -198,6 +233,7 @@ unsafe impl Memory for RawMemory {
     }
 
     fn sbrk(&mut self, increment: isize) -> Option<usize> {
+        crate::tls::count_system_call();
         if !crate::fork::brk_usable() {
             return None;
         }
@@ -217,6 +253,7 @@ unsafe impl Memory for RawMemory {
     }
 
     fn mmap(&mut self, len: usize) -> Option<usize> {
+        crate::tls::count_system_call();
         // SAFETY: a fresh anonymous private mapping touches no existing memory.
         let p = unsafe {
             libc::mmap(
@@ -237,11 +274,13 @@ unsafe impl Memory for RawMemory {
     }
 
     fn munmap(&mut self, addr: usize, len: usize) -> bool {
+        crate::tls::count_system_call();
         // SAFETY: the allocator unmaps only mappings it made, once.
         unsafe { libc::munmap(addr as *mut libc::c_void, len) == 0 }
     }
 
     fn mremap(&mut self, addr: usize, old_len: usize, new_len: usize) -> Option<usize> {
+        crate::tls::count_system_call();
         // SAFETY: resizes a mapping the allocator made; the chunk moves with it.
         let p = unsafe { libc::mremap(addr as *mut libc::c_void, old_len, new_len, libc::MREMAP_MAYMOVE) };
         if p == libc::MAP_FAILED {
@@ -381,31 +420,7 @@ unsafe impl Memory for RawMemory {
     }
 
     fn defer_free(&mut self, av: usize, chunk: usize) -> Result<bool, Abandoned> {
-        // A lock-free push (Treiber stack) linked through the chunk's fd
-        // word; takers take the whole list at once, so there is no ABA.
-        // The head word carries the queue's length in its top bits (user
-        // addresses stay below 2^47), which bounds what an idle owner can
-        // leave unreclaimed.
-        if chunk >> DEFERRED_COUNT_SHIFT != 0 {
-            return Ok(false);
-        }
-        // SAFETY: `av` is an arena of this instance (see arena_lock).
-        let head = unsafe { deferred_head(av) };
-        let fd = chunk + 2 * core::mem::size_of::<usize>();
-        let mut old = head.load(Relaxed);
-        loop {
-            let queued = old >> DEFERRED_COUNT_SHIFT;
-            if queued >= DEFERRED_MAX {
-                return Ok(false);
-            }
-            // SAFETY: the chunk is being freed: its fd word is ours.
-            unsafe { (fd as *mut usize).write(old & DEFERRED_ADDR_MASK) };
-            let new = chunk | (queued + 1) << DEFERRED_COUNT_SHIFT;
-            match head.compare_exchange_weak(old, new, Release, Relaxed) {
-                Ok(_) => return Ok(true),
-                Err(now) => old = now,
-            }
-        }
+        Ok(push_deferred(av, chunk, chunk, 1))
     }
 
     #[inline(always)]

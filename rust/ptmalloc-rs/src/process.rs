@@ -50,7 +50,9 @@ unsafe impl Sync for ArenaStorage {}
 
 static MAIN_ARENA: ArenaStorage = ArenaStorage(UnsafeCell::new([0; MAIN_ARENA_STORAGE]));
 
-fn main_arena() -> usize {
+/// The main arena's address.
+#[inline(always)]
+pub fn main_arena() -> usize {
     MAIN_ARENA.0.get() as usize
 }
 
@@ -76,10 +78,19 @@ static GLOBAL: Global = Global {
 };
 
 // What the lock-free paths need, published whenever the parameters change.
-static TCACHE_BINS: AtomicUsize = AtomicUsize::new(0);
-static TCACHE_COUNT: AtomicUsize = AtomicUsize::new(0);
-static TCACHE_KEY: AtomicUsize = AtomicUsize::new(0);
-static TCACHE_FILL: AtomicBool = AtomicBool::new(false);
+// One static, so the fast paths find them all with one address load.
+struct PublishedTcache {
+    bins: AtomicUsize,
+    count: AtomicUsize,
+    key: AtomicUsize,
+    fill: AtomicBool,
+}
+static TCACHE: PublishedTcache = PublishedTcache {
+    bins: AtomicUsize::new(0),
+    count: AtomicUsize::new(0),
+    key: AtomicUsize::new(0),
+    fill: AtomicBool::new(false),
+};
 static SHOW_STATS: AtomicBool = AtomicBool::new(false);
 static ENV_SEEN: AtomicBool = AtomicBool::new(false);
 
@@ -178,8 +189,10 @@ fn write_instance<R>(f: impl FnOnce(&mut Alloc) -> R) -> R {
     r
 }
 
-/// The instance-wide values a call may change, as its handle had them.
+/// The instance-wide values a call may change, as its handle had them
+/// (all zero is a valid value: the TLS slot starts zeroed).
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 struct Shared {
     mmaps: MmapStats,
     mmap_threshold: usize,
@@ -228,6 +241,13 @@ fn merge(was: Shared, now: Shared) {
 /// refreshed only when the instance's version has moved on: copying the
 /// whole instance on every call cost a quarter of a free/malloc pair that
 /// misses the tcache.
+///
+/// A call changes those values only next to a system call of the memory
+/// source (a chunk mapped or unmapped, the break's first move, a threshold
+/// raised by the unmapping free), which counts them per thread: a call
+/// that made none has nothing to merge, and only one that did compares the
+/// copy with `synced`. (Snapshotting and comparing on every call cost 40
+/// instructions of each slow malloc or free.)
 #[repr(C)]
 pub struct InstanceCache {
     /// The version of the copy plus one (0: no copy yet); versions read
@@ -236,6 +256,8 @@ pub struct InstanceCache {
     /// Nonzero while a call of this thread uses the copy: a nested call
     /// (from a signal handler) takes a copy of its own.
     busy: usize,
+    /// The copy's values as the instance has them (at refresh or merge).
+    synced: Shared,
     alloc: MaybeUninit<Alloc>,
 }
 
@@ -243,12 +265,31 @@ pub struct InstanceCache {
 #[cold]
 fn refresh(cache: &mut InstanceCache) {
     cache.copied = copy_instance(&mut cache.alloc).wrapping_add(1);
+    // SAFETY: just filled.
+    cache.synced = Shared::of(unsafe { cache.alloc.assume_init_ref() });
+}
+
+/// After a call that made system calls: merge what it changed.
+#[cold]
+#[inline(never)]
+fn sync(cache: &mut InstanceCache) {
+    // SAFETY: the copy is initialised (`with_alloc` refreshed it).
+    let now = Shared::of(unsafe { cache.alloc.assume_init_ref() });
+    if now != cache.synced {
+        // The instance's version moves on, so the next call recopies.
+        merge(cache.synced, now);
+        cache.synced = now;
+    }
 }
 
 /// Run `f` on a handle of the allocator with this thread's cache state;
 /// the parameters are those of the instance as it is now. Returns `f`'s
 /// result (`Err` when a corruption check abandoned it) and the errno for
 /// the call.
+///
+/// `f` is called from one place only: each caller instantiates this, and
+/// a second call site (for the nested case) had doubled the code of every
+/// operation (11 KiB of the library's text, resident in every process).
 #[inline(always)]
 pub fn with_alloc<R>(
     f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
@@ -257,8 +298,39 @@ pub fn with_alloc<R>(
     // SAFETY: this thread's own storage, alive as long as the thread; no
     // other thread reaches it, and `busy` keeps a nested call off it.
     let cache = unsafe { &mut *crate::tls::instance_cache() };
-    if cache.busy != 0 {
-        return with_fresh_copy(f);
+    // A nested call (from a signal handler) works on a copy of its own.
+    let mut fresh = MaybeUninit::<Alloc>::uninit();
+    let mut fresh_was = MaybeUninit::<Shared>::uninit();
+    let nested = cache.busy != 0;
+    let (a, calls) = if nested {
+        (enter_fresh(&mut fresh, &mut fresh_was), 0)
+    } else {
+        (enter(cache), crate::tls::system_calls())
+    };
+    // SAFETY: `a` points to an initialised copy (the thread's or `fresh`)
+    // that nothing else uses during the call.
+    let r = run(unsafe { &mut *a }, f);
+    if nested {
+        // SAFETY: `enter_fresh` filled both.
+        unsafe { leave_fresh(fresh.assume_init_ref(), fresh_was.assume_init_ref()) };
+    } else {
+        if crate::tls::system_calls() != calls {
+            sync(cache);
+        }
+        // SAFETY: a volatile store, as in `enter`.
+        unsafe { core::ptr::write_volatile(&mut cache.busy, 0) };
+    }
+    r
+}
+
+/// Start a call on this thread's copy: send out batched remote frees,
+/// mark the copy taken, refresh it if the instance moved on.
+#[inline(always)]
+fn enter(cache: &mut InstanceCache) -> *mut Alloc {
+    // Chunks this thread batched for other arenas go out before the call
+    // (see `remote`): at thread exit, and whenever the thread is here anyway.
+    if crate::remote::held() {
+        crate::remote::flush();
     }
     // SAFETY: a volatile store, so that a signal handler arriving from here
     // on sees the copy taken.
@@ -266,21 +338,27 @@ pub fn with_alloc<R>(
     if cache.copied != GLOBAL.version.load(Acquire).wrapping_add(1) {
         refresh(cache);
     }
-    // SAFETY: `refresh` has filled the copy (copied != 0).
-    let r = run(unsafe { cache.alloc.assume_init_mut() }, f);
-    // SAFETY: as for the store above.
-    unsafe { core::ptr::write_volatile(&mut cache.busy, 0) };
-    r
+    cache.alloc.as_mut_ptr()
 }
 
-/// `with_alloc` for a nested call: a copy of the instance on the stack.
+/// Start a nested call: a copy of the instance on the caller's stack.
 #[cold]
 #[inline(never)]
-fn with_fresh_copy<R>(
-    f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
-) -> (Result<R, Abandoned>, i32) {
-    let mut a = handle();
-    run(&mut a, f)
+fn enter_fresh(fresh: &mut MaybeUninit<Alloc>, was: &mut MaybeUninit<Shared>) -> *mut Alloc {
+    copy_instance(fresh);
+    // SAFETY: just filled with an untorn copy.
+    was.write(Shared::of(unsafe { fresh.assume_init_ref() }));
+    fresh.as_mut_ptr()
+}
+
+/// End a nested call: merge what it changed.
+#[cold]
+#[inline(never)]
+fn leave_fresh(a: &Alloc, was: &Shared) {
+    let now = Shared::of(a);
+    if now != *was {
+        merge(*was, now);
+    }
 }
 
 #[inline(always)]
@@ -289,15 +367,9 @@ fn run<R>(
     f: impl FnOnce(&mut Alloc, &mut ThreadCache) -> Result<R, Abandoned>,
 ) -> (Result<R, Abandoned>, i32) {
     a.last_error = 0;
-    let was = Shared::of(a);
     let before = thread();
     let mut tc = before;
     let r = f(a, &mut tc);
-    let now = Shared::of(a);
-    if now != was {
-        // The instance's version moves on, so the next call recopies.
-        merge(was, now);
-    }
     set_thread(tc, before);
     (r, a.last_error)
 }
@@ -318,20 +390,20 @@ pub fn with_params<R>(f: impl FnOnce(&mut Alloc) -> R) -> R {
 pub fn publish(a: &Alloc) {
     crate::os::set_check_action(a.params.check_action);
     let cfg = a.tcache_config();
-    TCACHE_BINS.store(cfg.bins, Relaxed);
-    TCACHE_COUNT.store(cfg.count, Relaxed);
-    TCACHE_KEY.store(cfg.key, Relaxed);
-    TCACHE_FILL.store(cfg.fill, Relaxed);
+    TCACHE.bins.store(cfg.bins, Relaxed);
+    TCACHE.count.store(cfg.count, Relaxed);
+    TCACHE.key.store(cfg.key, Relaxed);
+    TCACHE.fill.store(cfg.fill, Relaxed);
 }
 
 /// The tcache settings of the lock-free paths (bins = 0 before init).
 #[inline(always)]
 pub fn tcache_config() -> TcacheConfig {
     TcacheConfig {
-        bins: TCACHE_BINS.load(Relaxed),
-        count: TCACHE_COUNT.load(Relaxed),
-        key: TCACHE_KEY.load(Relaxed),
-        fill: TCACHE_FILL.load(Relaxed),
+        bins: TCACHE.bins.load(Relaxed),
+        count: TCACHE.count.load(Relaxed),
+        key: TCACHE.key.load(Relaxed),
+        fill: TCACHE.fill.load(Relaxed),
     }
 }
 
@@ -449,12 +521,10 @@ unsafe extern "C" fn after_fork_child() {
     }
 }
 
-/// Library constructor: fork handler, thread-exit key, a panic hook that
-/// cannot allocate, and the environment if it was not readable at init.
+/// Library constructor: fork handler, thread-exit key, the panic hook
+/// where std is linked, and the environment if it was not readable at init.
 extern "C" fn on_load() {
-    std::panic::set_hook(std::boxed::Box::new(|_| {
-        crate::output::fatal("ptmalloc-rs: internal error")
-    }));
+    crate::panic::install_hook();
     // SAFETY: registers a child handler only: no lock is taken before fork.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
     thread_exit_key();

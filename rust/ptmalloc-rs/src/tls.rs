@@ -8,22 +8,25 @@
 //! `.tbss` and addressed through its GOT offset from the thread pointer. The
 //! cost is the one glibc's own libraries pay: the object must be loaded at
 //! startup (linked or `LD_PRELOAD`) or fit the static TLS surplus when
-//! `dlopen`ed. Ours is 24 bytes of cache state and the thread's copy of
-//! the instance (about 180 bytes), well within glibc's surplus (1664 bytes
+//! `dlopen`ed. Ours is 32 bytes of cache state, 136 of batched frees and
+//! the thread's copy of the instance (about 240 bytes), well within glibc's surplus (1664 bytes
 //! by default).
 
 use ptmalloc_core::{Arena, Tcache, ThreadCache};
 
 use crate::process::InstanceCache;
+use crate::remote::Batches;
 
 /// The stored form of a thread's state: the tcache address, the arena
-/// address, a flag word, then the thread's copy of the instance. Zero at
-/// thread start.
+/// address, a flag word, a count of system calls, the batched frees for other arenas, then the
+/// thread's copy of the instance. Zero at thread start.
 #[repr(C)]
 struct Slot {
     tcache: usize,
     arena: usize,
     shutting_down: usize,
+    system_calls: usize,
+    batches: Batches,
     instance: InstanceCache,
 }
 
@@ -104,6 +107,30 @@ pub fn set(tc: ThreadCache) {
     s.tcache = tc.tcache.0;
     s.arena = tc.arena.0;
     s.shutting_down = tc.shutting_down as usize;
+}
+
+/// System calls the memory source made on this thread so far (wrapping).
+#[inline(always)]
+pub fn system_calls() -> usize {
+    // SAFETY: a field of this thread's slot, only this thread writes it.
+    unsafe { (*imp::slot()).system_calls }
+}
+
+/// Count a system call of the memory source (see `process::with_alloc`).
+#[inline(always)]
+pub fn count_system_call() {
+    // SAFETY: as in `system_calls`.
+    unsafe {
+        let s = &raw mut (*imp::slot()).system_calls;
+        *s = (*s).wrapping_add(1);
+    }
+}
+
+/// This thread's batches of frees for other arenas (see `remote`).
+#[inline(always)]
+pub fn batches() -> *mut Batches {
+    // SAFETY: a field of this thread's slot; no reference is formed.
+    unsafe { &raw mut (*imp::slot()).batches }
 }
 
 /// This thread's copy of the instance (see `process::with_alloc`).

@@ -1,0 +1,152 @@
+//! Frees of chunks that belong to another thread's arena, batched per
+//! thread: the chunks wait on a short chain of the freeing thread (one per
+//! target arena, a few targets at once) and join the arena's deferred list
+//! with one compare-and-swap per batch instead of one per chunk, without
+//! the bookkeeping of a slow call (`process::with_alloc`).
+//!
+//! Nothing is lost: a batch goes out when it is full, when its slot is
+//! wanted for another arena, at the start of the thread's next slow call
+//! (every call through `with_alloc`, thread exit included), and a batch the
+//! deferred list has no room for is freed under the arena's lock. Only small
+//! chunks (the tcache's sizes) are batched, so what a thread holds back is
+//! bounded: at most `SLOTS * (BATCH - 1)` chunks of at most 1040 bytes.
+//! Batched chunks are in use as far as their arena is concerned, as
+//! deferred ones are.
+
+use ptmalloc_core::chunk::{IS_MMAPPED, NON_MAIN_ARENA, SIZE_BITS};
+use ptmalloc_core::heap::Heap;
+use ptmalloc_core::tcache::{csize2tidx, TCACHE_MAX_BINS};
+use ptmalloc_core::{Arena, Chunk};
+
+use crate::os::{push_deferred, RawMemory};
+
+/// Chunks a batch takes before it goes out.
+const BATCH: usize = 32;
+/// Target arenas a thread batches for at once (a power of two).
+const SLOTS: usize = 4;
+
+/// One batch: chunks of `arena` linked through their `fd` words, `first`
+/// the newest, `last` the oldest (whose link the push sets).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Batch {
+    arena: usize,
+    first: usize,
+    last: usize,
+    count: usize,
+}
+
+/// A thread's batches (zero at thread start: all empty).
+#[repr(C)]
+pub struct Batches {
+    /// Chunks held in all slots (0: nothing to flush).
+    held: usize,
+    slot: [Batch; SLOTS],
+}
+
+/// Which slot batches for `av`: arenas other than the main one sit at the
+/// start of a heap, 64 MiB-aligned, so the bits above the alignment differ.
+#[inline(always)]
+fn slot_of(av: usize) -> usize {
+    (av >> ptmalloc_core::heap::HEAP_MAX_SIZE.trailing_zeros()) & (SLOTS - 1)
+}
+
+/// Batch `p`, which `free` could not cache, if it is a small heap chunk of
+/// an arena other than `own` (the thread's arena; 0 if it has none yet).
+/// `false`: the caller frees it the ordinary way. The caller has checked the
+/// pointer and size (the thread has a tcache, so `free_cached` did).
+#[inline(always)]
+pub fn free_remote(m: &mut RawMemory, own: usize, p: Chunk) -> bool {
+    let Ok(raw) = p.size_field(m) else {
+        return false;
+    };
+    if raw & IS_MMAPPED != 0 || csize2tidx(raw & !SIZE_BITS) >= TCACHE_MAX_BINS || own == 0 {
+        return false;
+    }
+    let av = if raw & NON_MAIN_ARENA == 0 {
+        crate::process::main_arena()
+    } else {
+        match Heap::of(p.0).arena(m) {
+            Ok(Arena(a)) => a,
+            Err(_) => return false,
+        }
+    };
+    if av == own {
+        return false;
+    }
+    // The hardened checks of a freed chunk (in use, a header of ours); a
+    // check that did not abort (MALLOC_CHECK_ 0 or 1) leaves the chunk be.
+    let cfg = crate::process::tcache_config();
+    if crate::process::Alloc::check_foreign_free(m, &cfg, p).is_err() {
+        return true;
+    }
+    let k = slot_of(av);
+    // The slot holds another arena's chunks: they go out first.
+    if let Some(old) = take_if(k, |s| s.arena != av && s.count != 0) {
+        send(old);
+    }
+    // SAFETY: this thread's own storage, which only this thread reaches;
+    // the reference ends before anything else (`send`) can form another.
+    let full = unsafe {
+        let b = &mut *crate::tls::batches();
+        let s = &mut b.slot[k];
+        if s.count == 0 {
+            s.arena = av;
+            s.last = p.0;
+            s.first = 0;
+        }
+        // The chunk is being freed: its fd word is ours. The chain ends
+        // with 0 until the push links it to the list.
+        (p.fd_addr() as *mut usize).write(s.first);
+        s.first = p.0;
+        s.count += 1;
+        b.held += 1;
+        s.count >= BATCH
+    };
+    if full {
+        if let Some(b) = take_if(k, |_| true) {
+            send(b);
+        }
+    }
+    true
+}
+
+/// Take slot `k`'s batch out of it if it is not empty and `want` says so.
+#[inline(always)]
+fn take_if(k: usize, want: impl FnOnce(&Batch) -> bool) -> Option<Batch> {
+    // SAFETY: as in `free_remote`; the reference ends here.
+    let b = unsafe { &mut *crate::tls::batches() };
+    let s = b.slot[k];
+    if s.count == 0 || !want(&s) {
+        return None;
+    }
+    b.held -= s.count;
+    b.slot[k].count = 0;
+    Some(s)
+}
+
+/// Send out every batch of this thread (at a slow call, before it runs).
+#[cold]
+pub fn flush() {
+    for k in 0..SLOTS {
+        if let Some(b) = take_if(k, |_| true) {
+            send(b);
+        }
+    }
+}
+
+/// Whether this thread holds batched chunks.
+#[inline(always)]
+pub fn held() -> bool {
+    // SAFETY: as in `free_remote`.
+    unsafe { (*crate::tls::batches()).held != 0 }
+}
+
+/// Put a batch (already taken out of its slot) on its arena's deferred
+/// list, or free it under the arena's lock when the list is full.
+#[inline(never)]
+fn send(b: Batch) {
+    if !push_deferred(b.arena, b.first, b.last, b.count) {
+        let _ = crate::process::with_alloc(|a, _| a.free_chain_locked(Arena(b.arena), b.first));
+    }
+}
