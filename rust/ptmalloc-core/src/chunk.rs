@@ -52,37 +52,42 @@ pub const MAX_REQUEST: usize = isize::MAX as usize;
 
 /// The bits of a size word that hold the size and flags when headers are
 /// keyed: no real chunk is 2^48 bytes, so the top 16 bits are free for a
-/// check value (bits 48..=62) and the parked bit.
+/// check value.
 pub const HEADER_SIZE_BITS: usize = (1 << 48) - 1;
-/// The chunk sits in a tcache bin, a fastbin or a remote-free queue: in use
-/// as far as its neighbours know, but not the user's any more.
-pub const PARKED: usize = 1 << 63;
-const TAG_BITS: usize = 0x7fff << 48;
+const TAG_BITS: usize = !HEADER_SIZE_BITS;
 
 /// What a keyed header says about its chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeaderState {
     /// The check value matches: a chunk in use, or free in a bin or the top.
     Valid,
-    /// The check value matches a parked chunk (tcache, fastbin, queue).
+    /// The check value matches a parked chunk (in a fastbin: in use as far
+    /// as its neighbours know, but not the user's any more).
     Parked,
     /// The check value matches neither: the header was not written by the
     /// allocator (a fake chunk, an overwritten size, a stray pointer).
     Forged,
 }
 
-/// The check value of a header at `addr` whose size and flags are `low`:
-/// 15 bits keyed by the instance's secret, so that without the key a fake
-/// or altered header is caught with probability 1 - 2^-15. The top bits
+/// The check value of a header at `addr` whose size and flags are the low
+/// 48 bits of `word` (the top 16 bits of the result count, the rest is
+/// noise): keyed by the instance's secret, so that without the key a fake
+/// or altered header is caught with probability 1 - 2^-16. The top bits
 /// of a product by the (odd) key depend on every bit of the address and
 /// size; the address is rotated so that copying a valid header to a nearby
 /// address would need a size change of 4 GiB or more to keep its value.
 /// The PREV_INUSE bit enters as a keyed flip of its own: the allocator sets
 /// and clears it in other chunks' headers without recomputing anything.
 #[inline(always)]
+const fn header_hash(key: usize, addr: usize, word: usize) -> usize {
+    let h = (addr.rotate_left(28) ^ (word & HEADER_SIZE_BITS & !PREV_INUSE)).wrapping_mul(key);
+    h ^ (key & (word & PREV_INUSE).wrapping_neg())
+}
+
+/// The check value's bits for a header of size and flags `low`.
+#[inline(always)]
 const fn header_tag(key: usize, addr: usize, low: usize) -> usize {
-    let h = ((addr.rotate_left(28) ^ (low & !PREV_INUSE)).wrapping_mul(key) >> 1) & TAG_BITS;
-    h ^ (key & TAG_BITS & (low & PREV_INUSE).wrapping_neg())
+    header_hash(key, addr, low) & TAG_BITS
 }
 
 /// What setting PREV_INUSE changes in a keyed header: the bit and a keyed
@@ -96,11 +101,11 @@ const fn prev_inuse_bits(key: usize) -> usize {
 /// with a non-zero PREV_INUSE flip.
 pub const KEY_BITS: usize = 1 | (1 << 50);
 
-/// What parking changes in a keyed header: the parked bit and a keyed
-/// flip of the check value (so a parked header is not a valid one).
+/// What parking changes in a keyed header: a keyed, non-zero flip of the
+/// check value (so a parked header is not a valid one, nor the reverse).
 #[inline(always)]
 const fn park_bits(key: usize) -> usize {
-    PARKED | ((key >> 16) & TAG_BITS) | (1 << 48)
+    ((key >> 16) & TAG_BITS) | (1 << 48)
 }
 
 /// The chunk size that serves a request of `req` bytes (`request2size`).
@@ -204,11 +209,10 @@ impl Chunk {
             return Ok(HeaderState::Valid);
         }
         let raw = self.header_word(m)?;
-        let tag = header_tag(key, self.0, raw & HEADER_SIZE_BITS);
-        let high = raw & !HEADER_SIZE_BITS;
-        Ok(if high == tag {
+        let diff = (header_hash(key, self.0, raw) ^ raw) & TAG_BITS;
+        Ok(if diff == 0 {
             HeaderState::Valid
-        } else if high == tag ^ park_bits(key) {
+        } else if diff == park_bits(key) {
             HeaderState::Parked
         } else {
             HeaderState::Forged

@@ -1,12 +1,9 @@
 //! The process allocator's side of the hardening beyond glibc: the secret
-//! that keys chunk headers, and the mapped chunks recently unmapped (so a
+//! that keys chunk headers (kept with the published tcache settings, which
+//! the same paths load), and the mapped chunks recently unmapped (so a
 //! second free of one is reported instead of faulting on its header).
 
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-
-/// The header key (0: headers are not keyed). Written once by `init`,
-/// before the first chunk exists.
-static HEADER_KEY: AtomicUsize = AtomicUsize::new(0);
 
 /// Slots of the table of unmapped chunks: a direct-mapped cache, so a
 /// lookup is one load; an older entry is forgotten when a newer one lands
@@ -14,16 +11,7 @@ static HEADER_KEY: AtomicUsize = AtomicUsize::new(0);
 const UNMAPPED_SLOTS: usize = 256;
 static UNMAPPED: [AtomicUsize; UNMAPPED_SLOTS] = [const { AtomicUsize::new(0) }; UNMAPPED_SLOTS];
 
-/// The key chunk headers are checked with.
-#[inline(always)]
-pub fn header_key() -> usize {
-    HEADER_KEY.load(Relaxed)
-}
-
-/// Key chunk headers from now on (before the first allocation).
-pub fn set_header_key(key: usize) {
-    HEADER_KEY.store(key, Relaxed);
-}
+pub use crate::process::{header_key, set_header_key};
 
 #[inline(always)]
 fn slot(chunk: usize) -> &'static AtomicUsize {

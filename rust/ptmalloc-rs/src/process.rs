@@ -79,18 +79,32 @@ static GLOBAL: Global = Global {
 
 // What the lock-free paths need, published whenever the parameters change.
 // One static, so the fast paths find them all with one address load.
+// The header key (harden.rs) lives here too: the same paths check headers.
 struct PublishedTcache {
     bins: AtomicUsize,
     count: AtomicUsize,
     key: AtomicUsize,
     fill: AtomicBool,
+    header_key: AtomicUsize,
 }
 static TCACHE: PublishedTcache = PublishedTcache {
     bins: AtomicUsize::new(0),
     count: AtomicUsize::new(0),
     key: AtomicUsize::new(0),
     fill: AtomicBool::new(false),
+    header_key: AtomicUsize::new(0),
 };
+
+/// The key chunk headers are checked with (0: not keyed).
+#[inline(always)]
+pub fn header_key() -> usize {
+    TCACHE.header_key.load(Relaxed)
+}
+
+/// Key chunk headers from now on (at init, before the first allocation).
+pub fn set_header_key(key: usize) {
+    TCACHE.header_key.store(key, Relaxed);
+}
 static SHOW_STATS: AtomicBool = AtomicBool::new(false);
 static ENV_SEEN: AtomicBool = AtomicBool::new(false);
 
