@@ -23,7 +23,17 @@ fn slot(chunk: usize) -> &'static AtomicUsize {
 /// so other pointers cost one test.
 #[inline(always)]
 pub fn was_unmapped(chunk: usize) -> bool {
-    chunk & 0xfff == 0 && chunk != 0 && header_key() != 0 && slot(chunk).load(Relaxed) == chunk
+    // One test on the common path: a chunk not at a page start.
+    if chunk & 0xfff != 0 {
+        return false;
+    }
+    page_chunk_was_unmapped(chunk)
+}
+
+#[cold]
+#[inline(never)]
+fn page_chunk_was_unmapped(chunk: usize) -> bool {
+    chunk != 0 && header_key() != 0 && slot(chunk).load(Relaxed) == chunk
 }
 
 /// Remember `chunk`, about to be unmapped.
