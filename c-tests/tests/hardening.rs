@@ -359,7 +359,6 @@ const HARDENING_MESSAGES: &[&str] = &[
     "malloc(): write after free detected",
     "malloc(): largebin double linked list corrupted (nextsize)",
     "malloc(): corrupted top chunk header",
-    "free(): corrupted remote free entry",
 ];
 
 /// Variables that switch libptmalloc-rs's hardening; a run sets only

@@ -32,9 +32,6 @@ pub struct ThreadCache {
 /// (see `malloc_from_deferred`).
 const DEFERRED_CACHE_BYTES: usize = 4096;
 
-/// A hardened instance's message for a queued chunk that is not parked.
-pub(crate) const REMOTE_ENTRY_CORRUPT: &str = "free(): corrupted remote free entry";
-
 impl<M: Memory> Allocator<M> {
     /// A new instance whose main arena state lives at `main_arena` (the
     /// memory source must back `state::MAIN_ARENA_STORAGE` bytes there).
@@ -227,12 +224,13 @@ impl<M: Memory> Allocator<M> {
         // many more bytes, though: a cached chunk serves its own size only,
         // and 32 a bin of every size kept 90 KiB idle per producer thread
         // (peak RSS 10% above glibc's); 4 KiB a bin keeps many of
-        // the small, frequent sizes and few of the large.
+        // the small, frequent sizes and few of the large. (A hardened
+        // instance checked each header when the chunk was queued, and checks
+        // it again when the chunk leaves the tcache or enters `int_free`.)
         let mut rest = 0;
         while c != 0 {
             let p = Chunk(c);
             c = self.mem.read(p.fd_addr())?;
-            crate::harden::check_free(&mut self.mem, p, REMOTE_ENTRY_CORRUPT)?;
             let size = p.size(&self.mem)?;
             let idx = csize2tidx(size);
             let room = |n: usize| cfg.count != 0 && (n < cfg.count || n * size < DEFERRED_CACHE_BYTES);

@@ -134,12 +134,6 @@ static NOT_REACHABLE: &[(&str, &str)] = &[
         "sysmalloc is only called after _int_malloc found the top smaller than nb + MINSIZE, \
          and nothing changes the top in between (glibc's assert is as unreachable)",
     ),
-    (
-        "free(): corrupted remote free entry",
-        "needs a memory source that queues cross-thread frees; SimMemory keeps Memory's \
-         defaults (defer_free: not queued, take_deferred: nothing), so no chunk is ever \
-         queued in a simulated instance",
-    ),
 ];
 
 /// Messages covered by another suite, where that suite's case is named.
