@@ -60,6 +60,17 @@ pub struct TcacheConfig {
     pub fill: bool,
 }
 
+/// How a walk of a bin for one entry ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    Found,
+    NotFound,
+    /// More links than the bin may hold.
+    TooLong,
+    /// A link that is no chunk's address.
+    Misaligned,
+}
+
 /// Where a thread's cache lives (0: the thread has none yet).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Tcache(pub usize);
@@ -151,41 +162,43 @@ impl Tcache {
         self.check_not_cached(m, e, idx, cfg.count)
     }
 
-    /// Whether `e`, whose key word holds the key, is on bin `idx` (a walk
-    /// of at most `limit` entries, stopping at a misaligned link).
+    /// Whether `e` is on bin `idx` (a walk of at most `limit` entries,
+    /// stopping at a misaligned link).
     #[cold]
     pub fn holds<M: Memory>(self, m: &M, e: usize, idx: usize, limit: usize) -> Res<bool, M> {
-        let mut tmp = self.entry(m, idx)?;
-        let mut seen = 0;
-        while tmp != 0 && seen < limit && is_aligned(tmp) {
-            if tmp == e {
-                return Ok(true);
-            }
-            tmp = Self::next_of(m, tmp)?;
-            seen += 1;
-        }
-        Ok(false)
+        Ok(self.find(m, e, idx, limit)? == Walk::Found)
     }
 
     /// Walk bin `idx` and fail with glibc's message if `e` is on it.
     #[cold]
     fn check_not_cached<M: Memory>(self, m: &mut M, e: usize, idx: usize, limit: usize) -> Res<(), M> {
+        let message = match self.find(m, e, idx, limit)? {
+            Walk::NotFound => return Ok(()),
+            Walk::TooLong => "free(): too many chunks detected in tcache",
+            Walk::Misaligned => "free(): unaligned chunk detected in tcache 2",
+            Walk::Found => "free(): double free detected in tcache 2",
+        };
+        Err(m.corruption(message))
+    }
+
+    /// Look for `e` on bin `idx`, following at most `limit` links.
+    fn find<M: Memory>(self, m: &M, e: usize, idx: usize, limit: usize) -> Res<Walk, M> {
         let mut tmp = self.entry(m, idx)?;
         let mut seen = 0;
         while tmp != 0 {
             if seen >= limit {
-                return Err(m.corruption("free(): too many chunks detected in tcache"));
+                return Ok(Walk::TooLong);
             }
             if !is_aligned(tmp) {
-                return Err(m.corruption("free(): unaligned chunk detected in tcache 2"));
+                return Ok(Walk::Misaligned);
             }
             if tmp == e {
-                return Err(m.corruption("free(): double free detected in tcache 2"));
+                return Ok(Walk::Found);
             }
             tmp = Self::next_of(m, tmp)?;
             seen += 1;
         }
-        Ok(())
+        Ok(Walk::NotFound)
     }
 }
 
