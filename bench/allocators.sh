@@ -57,3 +57,32 @@ preload_env_for() {
   [ -n "$pre" ] && preload_env=(LD_PRELOAD="$pre")
   return 0
 }
+
+# measure OUT INDEX TIMEOUT COMMAND...: run COMMAND under allocator INDEX, killed
+# after TIMEOUT seconds; its stdout, stderr and peak RSS go to OUT.out, OUT.err,
+# OUT.rss. Sets secs (the program's own seconds=), live (its peak_live_kib=, if
+# any), rss (KiB, or -) and status (ok, timeout, signal-N, exit-N, no-output).
+# A good run's files are removed; a failed run's are kept and named on stderr.
+measure() {
+  local o=$1 i=$2 limit=$3
+  shift 3
+  preload_env_for "$i"
+  "${clean_env[@]}" timeout -s KILL "$limit" /usr/bin/time -f %M -o "$o.rss" \
+    env "${preload_env[@]}" "$@" >"$o.out" 2>"$o.err" </dev/null
+  local rc=$?
+  status=ok
+  secs=$(sed -n 's/.* seconds=\([0-9.]*\) .*/\1/p' "$o.out")
+  live=$(sed -n 's/.* peak_live_kib=\([0-9]*\).*/\1/p' "$o.out")
+  rss=$(tail -n 1 "$o.rss" 2>/dev/null)
+  case $rss in '' | *[!0-9]*) rss=- ;; esac
+  if [ "$rc" = 137 ]; then status=timeout
+  elif [ "$rc" -gt 128 ]; then status="signal-$((rc - 128))"
+  elif [ "$rc" != 0 ]; then status="exit-$rc"
+  elif [ -z "$secs" ]; then status=no-output; fi
+  if [ "$status" = ok ]; then
+    rm -f "$o.out" "$o.err" "$o.rss"
+  else
+    secs=-
+    echo "  ${names[$i]} $(basename "$o"): $status (output in $o.*)" >&2
+  fi
+}

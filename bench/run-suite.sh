@@ -59,27 +59,9 @@ command_for() { # WORKLOAD: sets cmd[]
 
 # run_one WORKLOAD INDEX REP: appends one line to the TSV
 run_one() {
-  local w=$1 i=$2 rep=$3 name=${names[$2]}
-  local o=$bdir/suite-out/$w.$name.$rep
+  local w=$1 i=$2 rep=$3 name=${names[$2]} secs live rss status
   command_for "$w"
-  preload_env_for "$i"
-  "${clean_env[@]}" timeout -s KILL "$timeout_s" /usr/bin/time -f %M -o "$o.rss" \
-    env "${preload_env[@]}" "${cmd[@]}" >"$o.out" 2>"$o.err" </dev/null
-  local rc=$? secs rss live status=ok
-  secs=$(sed -n 's/.* seconds=\([0-9.]*\) .*/\1/p' "$o.out")
-  live=$(sed -n 's/.* peak_live_kib=\([0-9]*\).*/\1/p' "$o.out")
-  rss=$(tail -n 1 "$o.rss" 2>/dev/null)
-  case $rss in '' | *[!0-9]*) rss=- ;; esac
-  if [ "$rc" = 137 ]; then status=timeout
-  elif [ "$rc" -gt 128 ]; then status="signal-$((rc - 128))"
-  elif [ "$rc" != 0 ]; then status="exit-$rc"
-  elif [ -z "$secs" ]; then status=no-output; fi
-  if [ "$status" = ok ]; then
-    rm -f "$o.out" "$o.err" "$o.rss"
-  else
-    secs=-
-    echo "  $name $w rep $rep: $status (output in $o.*)" >&2
-  fi
+  measure "$bdir/suite-out/$w.$name.$rep" "$i" "$timeout_s" "${cmd[@]}"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$name" "$rep" "$secs" "$rss" "${live:--}" "$status" >>"$tsv"
 }
 

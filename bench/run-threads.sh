@@ -66,27 +66,8 @@ printf 'workload\tthreads\tallocator\trep\tseconds\tpeak_rss_kib\tstatus\n' >"$t
 
 # run_one WORKLOAD T INDEX REP: appends one line to the TSV
 run_one() {
-  local w=$1 t=$2 i=$3 rep=$4
-  local name=${names[$i]}
-  local o=$bdir/threads-out/$w.$t.$name.$rep
-  preload_env_for "$i"
-  "${clean_env[@]}" timeout -s KILL "$timeout_s" \
-      /usr/bin/time -f %M -o "$o.rss" \
-      env "${preload_env[@]}" "$bin" "$w" "$t" "${work[$w]}" >"$o.out" 2>"$o.err" </dev/null
-  local rc=$? secs rss status=ok
-  secs=$(sed -n 's/.* seconds=\([0-9.]*\) .*/\1/p' "$o.out")
-  rss=$(tail -n 1 "$o.rss" 2>/dev/null)
-  case $rss in ''|*[!0-9]*) rss=- ;; esac
-  if [ "$rc" = 137 ]; then status=timeout
-  elif [ "$rc" -gt 128 ]; then status="signal-$((rc - 128))"
-  elif [ "$rc" != 0 ]; then status="exit-$rc"
-  elif [ -z "$secs" ]; then status=no-output; fi
-  if [ "$status" = ok ]; then
-    rm -f "$o.out" "$o.err" "$o.rss"
-  else
-    secs=-
-    echo "  $name $w T=$t rep $rep: $status (output in $o.*)" >&2
-  fi
+  local w=$1 t=$2 i=$3 rep=$4 name=${names[$3]} secs live rss status
+  measure "$bdir/threads-out/$w.$t.$name.$rep" "$i" "$timeout_s" "$bin" "$w" "$t" "${work[$w]}"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$t" "$name" "$rep" "$secs" "$rss" "$status" >>"$tsv"
 }
 
