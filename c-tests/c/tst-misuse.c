@@ -138,6 +138,20 @@ case_double_free_interleaved_fastbin (void)
 }
 
 static void
+case_double_free_tcache_key (void)
+{
+  void *p = malloc (40);
+  free (p);
+  tst_info ("clearing the key word of a freed 40-byte block, then freeing it again");
+  ((void **) tst_opaque_ptr (p))[1] = NULL;
+  free (tst_opaque_ptr (p));
+  void *q = malloc (40);
+  void *r = malloc (40);
+  tst_info ("malloc returned %p, then %p", q, r);
+  not_detected ("a double free past the tcache key");
+}
+
+static void
 case_double_free_large (void)
 {
   void *p = malloc (0x2000);
@@ -664,6 +678,7 @@ static const struct misuse_case cases[] = {
   { "double-free-top", case_double_free_top },
   { "double-free-interleaved-tcache", case_double_free_interleaved_tcache },
   { "double-free-interleaved-fastbin", case_double_free_interleaved_fastbin },
+  { "double-free-tcache-key", case_double_free_tcache_key },
   { "double-free-large", case_double_free_large },
   { "double-free-mmapped", case_double_free_mmapped },
   { "invalid-free", case_invalid_free },

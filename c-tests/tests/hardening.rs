@@ -109,6 +109,11 @@ const MISUSE: &[Misuse] = &[
         Stop("free(): double free detected"),
     ),
     misuse(
+        "double-free-tcache-key",
+        Miss,
+        Stop("malloc(): corrupted tcache entry"),
+    ),
+    misuse(
         "double-free-large",
         Stop("double free or corruption (!prev)"),
         Stop("double free or corruption (!prev)"),
@@ -935,6 +940,7 @@ misuse_tests! {
     misuse_double_free_top => "double-free-top",
     misuse_double_free_interleaved_tcache => "double-free-interleaved-tcache",
     misuse_double_free_interleaved_fastbin => "double-free-interleaved-fastbin",
+    misuse_double_free_tcache_key => "double-free-tcache-key",
     misuse_double_free_large => "double-free-large",
     misuse_double_free_mmapped => "double-free-mmapped",
     misuse_invalid_free => "invalid-free",

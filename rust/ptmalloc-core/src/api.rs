@@ -185,7 +185,7 @@ impl<M: Memory> Allocator<M> {
         // The entry test is ours: a count out of step with its list (a fork
         // from a signal handler mid-update) must not hand out address 0.
         if idx < cfg.bins && tc.count(m, idx)? > 0 && tc.entry(m, idx)? != 0 {
-            let e = tc.get(m, idx)?;
+            let e = tc.get(m, idx, cfg.key)?;
             if cfg.fill {
                 crate::harden::check_fill(m, Chunk::from_mem(e))?;
             }
@@ -226,7 +226,7 @@ impl<M: Memory> Allocator<M> {
         // (peak RSS 10% above glibc's); 4 KiB a bin keeps many of
         // the small, frequent sizes and few of the large. (A hardened
         // instance checked each header when the chunk was queued, and checks
-        // it again when the chunk leaves the tcache or enters `int_free`.)
+        // it again when the chunk enters `int_free`.)
         let mut rest = 0;
         while c != 0 {
             let p = Chunk(c);
@@ -660,7 +660,7 @@ impl<M: Memory> Allocator<M> {
                         .mem
                         .corruption("tcache_thread_shutdown(): unaligned tcache chunk detected"));
                 }
-                cache.get(&mut self.mem, idx)?;
+                cache.get(&mut self.mem, idx, self.tcache_key)?;
                 self.free(tc, e)?;
             }
         }

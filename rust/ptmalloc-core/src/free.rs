@@ -89,8 +89,8 @@ impl<M: Memory> Allocator<M> {
         // The successor's header is at hand here (glibc read its size): a
         // clear PREV_INUSE says the chunk is free already, or lies inside a
         // free chunk it was merged into. (The tcache path does not look:
-        // another cache line on every free; there the stale chunk is caught
-        // when it leaves the tcache.)
+        // another cache line on every free; there a link written through
+        // the stale chunk fails the tcache-key test when it is followed.)
         harden::check_next_in_use(&mut self.mem, p, size, "free(): double free detected")?;
         harden::park(&mut self.mem, p)?;
         self.mem.write(p.fd_addr(), protect_ptr(p.fd_addr(), old.0))?;

@@ -9,7 +9,9 @@
 //! check cannot tell. Chunks in a tcache or a remote-free queue are not
 //! parked: their headers are written only under the arena's lock, whose
 //! holder may be setting their PREV_INUSE bit; the tcache key finds their
-//! double frees, and realloc walks the thread's bin as free does. glibc's
+//! double frees, and realloc walks the thread's bin as free does. A chunk
+//! leaving a tcache bin is tested for that key, not for its header (which
+//! was checked on its way in). glibc's
 //! own checks run first on every path, so where glibc detects a misuse its
 //! message is printed.
 //!
@@ -80,6 +82,20 @@ fn reject<M: Memory>(
 pub(crate) fn check_free<M: Memory>(m: &mut M, p: Chunk, message: &'static str) -> Res<(), M> {
     if p.header_state(m)? != HeaderState::Valid {
         return Err(m.corruption(message));
+    }
+    Ok(())
+}
+
+/// A chunk leaving a tcache bin must carry the tcache key in its key word.
+/// Only `tcache_put` writes it there, and `tcache_get` clears it, so a
+/// fake chunk linked in by a poisoned pointer fails, and so does a chunk
+/// on the list twice (the second time it is taken). The header is checked
+/// when the chunk is freed; this test is the cheap half of the round trip
+/// (one word on the line the link is read from), not a second header check.
+#[inline(always)]
+pub(crate) fn check_cached<M: Memory>(m: &mut M, word: usize, key: usize) -> Res<(), M> {
+    if word != key && m.header_key() != 0 {
+        return Err(m.corruption("malloc(): corrupted tcache entry"));
     }
     Ok(())
 }

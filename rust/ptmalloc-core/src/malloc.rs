@@ -83,7 +83,7 @@ impl<M: Memory> Allocator<M> {
             let found = match self.scan_unsorted(av, tc, nb, stash)? {
                 Unsorted::Found(v) => Some(v),
                 Unsorted::Cached => {
-                    let e = tc.get(&mut self.mem, tc_idx)?;
+                    let e = tc.get(&mut self.mem, tc_idx, self.tcache_key)?;
                     if self.params.free_check {
                         harden::check_fill(&mut self.mem, Chunk::from_mem(e))?;
                     }
@@ -218,9 +218,9 @@ impl<M: Memory> Allocator<M> {
                     .mem
                     .corruption("malloc(): unaligned fastbin chunk detected 3"));
             }
-            // Parked to valid without a check: the header is checked when
-            // the chunk leaves the tcache (a forged one stays forged).
-            victim.toggle_parked(&mut self.mem)?;
+            // Checked here, not when it leaves the tcache (which tests
+            // only the tcache key that `put` writes).
+            harden::unpark(&mut self.mem, victim, FASTBIN_ENTRY_CORRUPT)?;
             let next = reveal_ptr(victim.fd_addr(), victim.fd(&self.mem)?.0);
             av.set_fastbin(&mut self.mem, idx, Chunk(next))?;
             tc.put(&mut self.mem, victim, tc_idx, self.tcache_key)?;

@@ -116,15 +116,18 @@ impl Tcache {
         m.read(e + ENTRY_KEY)
     }
 
-    /// Take the first chunk of bin `idx`, which must be non-empty (`tcache_get`).
+    /// Take the first chunk of bin `idx`, which must be non-empty
+    /// (`tcache_get`). `key` is the instance's tcache key, which every
+    /// cached chunk carries: a hardened instance checks it (see
+    /// `harden::check_cached`).
     #[inline(always)]
-    pub fn get<M: Memory>(self, m: &mut M, idx: usize) -> Res<usize, M> {
+    pub fn get<M: Memory>(self, m: &mut M, idx: usize, key: usize) -> Res<usize, M> {
         m.count(crate::memory::Path::TcacheHit);
         let e = self.entry(m, idx)?;
         if !is_aligned(e) {
             return Err(m.corruption("malloc(): unaligned tcache chunk detected"));
         }
-        crate::harden::check_free(m, Chunk::from_mem(e), "malloc(): corrupted tcache entry")?;
+        crate::harden::check_cached(m, Self::key_of(m, e)?, key)?;
         let next = Self::next_of(m, e)?;
         self.set_entry(m, idx, next)?;
         let n = self.count(m, idx)?;

@@ -113,7 +113,9 @@ static SCENARIOS: &[(&str, Kind, &str, Scenario)] = &[
     row!("realloc(): block already freed", Beyond, realloc_of_block_in_fastbin),
     row!("realloc(): invalid chunk header", Beyond, realloc_of_block_whose_size_was_enlarged),
     row!("malloc(): corrupted tcache entry", Beyond, tcache_poisoning),
+    row!("malloc(): corrupted tcache entry", Beyond, tcache_double_free_past_the_key),
     row!("malloc(): corrupted fastbin entry", Beyond, fastbin_dup_into_fake_chunk),
+    row!("malloc(): corrupted fastbin entry", Beyond, fastbin_poisoned_fake_chunk_stashed_into_tcache),
     row!("malloc(): corrupted free chunk header", Beyond, overlapping_chunks_unsorted_size_enlarged),
     row!("corrupted free chunk header", Beyond, large_bin_best_fit_into_fake_chunk),
     row!("malloc(): corrupted top chunk header", Beyond, top_size_forged_within_system_mem),
@@ -722,6 +724,17 @@ fn tcache_poisoning(h: &mut Instance, tc: &mut ThreadCache) -> Step {
     Ok(())
 }
 
+fn tcache_double_free_past_the_key(h: &mut Instance, tc: &mut ThreadCache) -> Step {
+    let p = h.malloc(tc, 40)?;
+    h.free(tc, p)?;
+    h.mem.write(p + 8, 0)?; // the key word: glibc's double-free test passes
+    h.free(tc, p)?;
+    let q = h.malloc(tc, 40)?;
+    let r = h.malloc(tc, 40)?;
+    glibc_let_happen(h, q == r, "returned the same block twice");
+    Ok(())
+}
+
 fn fastbin_dup_into_fake_chunk(h: &mut Instance, tc: &mut ThreadCache) -> Step {
     // Seven blocks for the tcache bin, eight for the fastbin.
     let v = mallocs(h, tc, TCACHE_FILL + 8, 0x18)?;
@@ -739,6 +752,24 @@ fn fastbin_dup_into_fake_chunk(h: &mut Instance, tc: &mut ThreadCache) -> Step {
     mallocs(h, tc, TCACHE_FILL, 0x18)?;
     h.malloc(tc, 0x18)?;
     mallocs(h, tc, TCACHE_FILL, 0x18)?;
+    let got = h.malloc(tc, 0x18)?;
+    glibc_let_happen(h, got == fake + 16, "returned the fake chunk");
+    Ok(())
+}
+
+fn fastbin_poisoned_fake_chunk_stashed_into_tcache(h: &mut Instance, tc: &mut ThreadCache) -> Step {
+    // Seven blocks for the tcache bin, two for the fastbin.
+    let v = mallocs(h, tc, TCACHE_FILL + 2, 0x18)?;
+    let area = h.malloc(tc, 0x60)?;
+    frees(h, tc, &v)?;
+    let fake = area + 0x10;
+    h.mem.write(fake + 16, protect_ptr(fake + 16, 0))?;
+    // The newest fastbin chunk's link, written after free: when it is
+    // handed out, the fake chunk behind it is stashed into the tcache.
+    let newest = v[TCACHE_FILL + 1];
+    h.mem.write(newest, protect_ptr(newest, fake))?;
+    mallocs(h, tc, TCACHE_FILL, 0x18)?;
+    h.malloc(tc, 0x18)?;
     let got = h.malloc(tc, 0x18)?;
     glibc_let_happen(h, got == fake + 16, "returned the fake chunk");
     Ok(())
