@@ -13,6 +13,7 @@ PKGS=(
   git sqlite3
   redis-server redis-tools # redis-server (redis-cli and redis-benchmark are in redis-tools)
   valgrind                 # make valgrind (memcheck of C suite programs under the library)
+  ltrace                   # make python-check: load_ltrace of a real program's trace
 )
 
 SUDO=()
