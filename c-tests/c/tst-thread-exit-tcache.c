@@ -15,6 +15,12 @@
      threads start, allocate, check, hand blocks over, fill their caches
      and exit.  Every block is checked against its pattern.
 
+   - outlived: a thread allocates 3 MiB of small blocks and exits; a
+     thread of another arena frees them all and exits. The first thread's arena
+     gets every block back (none is left waiting for the thread that
+     exited), so its heap shrinks: the resident set drops by most of the
+     3 MiB.
+
    Every check holds for glibc 2.36's malloc.  */
 
 #include "tst-support.h"
@@ -483,6 +489,93 @@ group_concurrent (void)
          "last %zu)", first.uordblks, last.uordblks);
 }
 
+/* ------------------------------------------------------------------ */
+/* Blocks that outlive the thread that allocated them.  */
+
+enum
+{
+  OUTLIVED_BLOCKS = 3000,
+  /* A tcache size: the freeing thread's cache and remote frees take it.  */
+  OUTLIVED_SIZE = 1000,
+};
+
+static unsigned char *outlived[OUTLIVED_BLOCKS];
+
+static void *
+outlived_alloc_thread (void *arg)
+{
+  long *nulls = arg;
+  for (int i = 0; i < OUTLIVED_BLOCKS; i++)
+    {
+      outlived[i] = malloc (OUTLIVED_SIZE);
+      if (outlived[i] == NULL)
+        ++*nulls;
+      else
+        tst_fill (outlived[i], OUTLIVED_SIZE, (uintptr_t) i);
+    }
+  return NULL;
+}
+
+static pthread_barrier_t outlived_start;
+
+/* Bound to an arena of its own before the allocating thread exists (a
+   thread started later would be given the exited thread's arena), it
+   waits until that thread has exited, then frees its blocks.  */
+static void *
+outlived_free_thread (void *arg)
+{
+  long *bad = arg;
+  free (tst_opaque_ptr (malloc (16)));
+  pthread_barrier_wait (&outlived_start);
+  pthread_barrier_wait (&outlived_start);
+  for (int i = 0; i < OUTLIVED_BLOCKS; i++)
+    if (outlived[i] != NULL)
+      {
+        if (tst_verify (outlived[i], OUTLIVED_SIZE, (uintptr_t) i)
+            != OUTLIVED_SIZE)
+          ++*bad;
+        free (outlived[i]);
+      }
+  return NULL;
+}
+
+static void
+group_outlived (void)
+{
+  long nulls = 0, bad = 0;
+  pthread_t freer, th;
+  /* This thread keeps the main arena, whatever ran before.  */
+  free (tst_opaque_ptr (malloc (16)));
+  pthread_barrier_init (&outlived_start, NULL, 2);
+  if (pthread_create (&freer, NULL, outlived_free_thread, &bad) != 0)
+    {
+      tst_fail ("started the freeing thread", "pthread_create failed");
+      return;
+    }
+  pthread_barrier_wait (&outlived_start);
+  CHECK_EQ (pthread_create (&th, NULL, outlived_alloc_thread, &nulls), 0,
+            "started the allocating thread");
+  pthread_join (th, NULL);
+  size_t rss_full = tst_rss_bytes ();
+  pthread_barrier_wait (&outlived_start);
+  pthread_join (freer, NULL);
+  pthread_barrier_destroy (&outlived_start);
+  size_t rss_freed = tst_rss_bytes ();
+  size_t dropped = rss_full > rss_freed ? rss_full - rss_freed : 0;
+  tst_info ("RSS with %d blocks of %d bytes live %zu, after another thread "
+            "freed them %zu", OUTLIVED_BLOCKS, OUTLIVED_SIZE, rss_full,
+            rss_freed);
+  CHECK_EQ (nulls, 0, "no allocation failed");
+  CHECK_EQ (bad, 0, "every block kept its pattern until it was freed");
+  if (rss_full == 0)
+    tst_skip ("the arena of an exited thread shrinks", "/proc/self/statm is "
+              "not readable");
+  else
+    CHECK (dropped >= 2 * MiB, "the arena of an exited thread takes back "
+           "blocks another thread frees, and shrinks: the resident set drops "
+           "by at least 2 MiB (by %zu KiB)", dropped / KiB);
+}
+
 int
 main (void)
 {
@@ -491,5 +584,7 @@ main (void)
              group_sequential);
   tst_group ("short-lived threads exit while others allocate",
              group_concurrent);
+  tst_group ("blocks freed after the thread that allocated them exited",
+             group_outlived);
   return tst_finish ();
 }

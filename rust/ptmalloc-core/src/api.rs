@@ -340,7 +340,7 @@ impl<M: Memory> Allocator<M> {
             let cfg = self.tcache_config();
             Self::check_freed(&mut self.mem, &cfg, p, size)?;
             if self.mem.defer_free(av.0, p.0)? {
-                return Ok(());
+                return self.drain_if_unattended(av);
             }
             self.mem.lock_arena(av.0);
         }

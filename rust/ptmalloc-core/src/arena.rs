@@ -97,6 +97,17 @@ impl<M: Memory> Allocator<M> {
         Ok(())
     }
 
+    /// After a chunk was queued for `av`: if no thread is attached to `av`
+    /// any more (its last one exited), nobody would take the queue, so free
+    /// it now under the lock, into the arena, where it can be merged and
+    /// trimmed instead of held.
+    pub fn drain_if_unattended(&mut self, av: Arena) -> Res<(), M> {
+        if self.mem.arena_unattended(av.0) {
+            self.locked(av, |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
     /// Free into `av`, under its lock (after its deferred frees), a chain of
     /// its chunks linked through their `fd` words: chunks another thread
     /// batched for `av` that its deferred list had no room for.
@@ -287,8 +298,9 @@ impl<M: Memory> Allocator<M> {
         Ok(())
     }
 
-    /// One thread fewer on `av`; with none left it goes on the free list.
-    fn detach(&mut self, av: Arena) -> Res<(), M> {
+    /// One thread fewer on `av`; with none left it goes on the free list
+    /// (`true`).
+    fn detach(&mut self, av: Arena) -> Res<bool, M> {
         let n = av.attached_threads(&self.mem)?.saturating_sub(1);
         av.set_attached_threads(&mut self.mem, n)?;
         if n == 0 {
@@ -297,7 +309,7 @@ impl<M: Memory> Allocator<M> {
             av.set_next_free(&mut self.mem, head)?;
             main.set_free_list(&mut self.mem, av)?;
         }
-        Ok(())
+        Ok(n == 0)
     }
 
     /// The thread is exiting: release its arena binding (`arena_thread_freeres`).
@@ -310,6 +322,13 @@ impl<M: Memory> Allocator<M> {
         self.mem.lock_arena_list();
         let r = self.detach(av);
         self.mem.unlock_arena_list();
-        r
+        if r? {
+            // The last thread left: what other threads queued for `av` goes
+            // into it now (a free queued from here on sees it unattended and
+            // does the same, see `drain_if_unattended`).
+            self.mem.full_fence();
+            self.locked(av, |_| Ok(()))?;
+        }
+        Ok(())
     }
 }

@@ -176,11 +176,25 @@ pub unsafe trait Memory {
         let _ = av;
         Ok(0)
     }
+    /// Whether no thread is attached to arena `av` (read without the list
+    /// lock, after the [`Memory::defer_free`] it follows): nobody would take
+    /// what was queued for it, so the freeing thread takes the lock and frees
+    /// the queue itself.
+    #[inline(always)]
+    fn arena_unattended(&self, av: usize) -> bool {
+        let _ = av;
+        false
+    }
     /// Order the writes before it before those after it, as seen by other
     /// threads reading without a lock (a new arena is initialised, then
     /// linked into the list that statistics walk).
     #[inline(always)]
     fn release_fence(&self) {}
+    /// Order the writes before it before the reads after it (the last thread
+    /// leaving an arena, then emptying its queue, against a thread queueing
+    /// a free, then reading whether anyone is attached).
+    #[inline(always)]
+    fn full_fence(&self) {}
     /// Count one step of the allocator (a no-op but for instrumented sources).
     #[inline(always)]
     fn count(&mut self, path: Path) {

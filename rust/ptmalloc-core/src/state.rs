@@ -229,6 +229,11 @@ impl Arena {
         self.0 + DEFERRED
     }
 
+    /// The address of the count of threads attached to this arena.
+    pub const fn attached_slot(self) -> usize {
+        self.0 + ATTACHED_THREADS
+    }
+
     /// Threads attached to this arena.
     pub fn attached_threads<M: Memory>(self, m: &M) -> Res<usize, M> {
         m.read(self.0 + ATTACHED_THREADS)

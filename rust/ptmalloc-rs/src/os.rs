@@ -77,6 +77,19 @@ pub fn push_deferred(av: usize, first: usize, last: usize, n: usize) -> bool {
     }
 }
 
+/// Whether no thread is attached to arena `av`, read after a push on its
+/// deferred list. The fence pairs with the one between the last thread's
+/// detach and its emptying of the list (`Allocator::detach_thread`): either
+/// that emptying sees the push, or this read sees the detach.
+#[inline(always)]
+pub fn arena_unattended(av: usize) -> bool {
+    core::sync::atomic::fence(SeqCst);
+    // SAFETY: `av` is an arena of this instance (see arena_lock); the count
+    // is an aligned word of its state, written under the list lock.
+    let attached = unsafe { &*(Arena(av).attached_slot() as *const AtomicUsize) };
+    attached.load(Relaxed) == 0
+}
+
 /// Processors this process may run on (for the default arena limit).
 static CPUS: AtomicU32 = AtomicU32::new(0);
 
@@ -434,8 +447,18 @@ unsafe impl Memory for RawMemory {
     }
 
     #[inline(always)]
+    fn arena_unattended(&self, av: usize) -> bool {
+        arena_unattended(av)
+    }
+
+    #[inline(always)]
     fn release_fence(&self) {
         core::sync::atomic::fence(Release);
+    }
+
+    #[inline(always)]
+    fn full_fence(&self) {
+        core::sync::atomic::fence(SeqCst);
     }
 
     fn cpu_count(&self) -> usize {

@@ -18,7 +18,7 @@ use ptmalloc_core::heap::Heap;
 use ptmalloc_core::tcache::{csize2tidx, TCACHE_MAX_BINS};
 use ptmalloc_core::{Arena, Chunk};
 
-use crate::os::{push_deferred, RawMemory};
+use crate::os::{arena_unattended, push_deferred, RawMemory};
 
 /// Chunks a batch takes before it goes out.
 const BATCH: usize = 32;
@@ -148,5 +148,8 @@ pub fn held() -> bool {
 fn send(b: Batch) {
     if !push_deferred(b.arena, b.first, b.last, b.count) {
         let _ = crate::process::with_alloc(|a, _| a.free_chain_locked(Arena(b.arena), b.first));
+    } else if arena_unattended(b.arena) {
+        // The arena's last thread has exited: nobody would take the batch.
+        let _ = crate::process::with_alloc(|a, _| a.drain_if_unattended(Arena(b.arena)));
     }
 }
