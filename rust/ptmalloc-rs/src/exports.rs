@@ -382,6 +382,7 @@ pub fn print_stats() {
     // With several arenas the text outgrows the writer's buffer and goes
     // out in several writes: one caller at a time keeps blocks whole, as
     // glibc's lock on stderr does.
+    crate::process::ensure_ready();
     STATS_OUTPUT_LOCK.lock();
     let mut w = Writer::new(Sink::Fd(2));
     let _ = with_alloc(|a, _| Ok(a.write_malloc_stats(&mut w)));

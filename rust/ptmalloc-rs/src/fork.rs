@@ -1,4 +1,5 @@
-//! Keeping a fork child's program break in step with its heap.
+//! Fork children: how one finds out that it is one, and keeping its
+//! program break in step with its heap.
 //!
 //! Linux copies a process's recorded break before it copies the memory and
 //! the mappings. Every `sbrk` of ours runs under the arena lock, so if the
@@ -14,7 +15,7 @@
 //! No lock is taken before a fork: any lock held across `fork` can deadlock
 //! against glibc's stdio lock, which `fork` takes after the prepare handlers.
 
-use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::*};
 
 /// Set in a child whose kernel break disagrees with its memory.
 static BRK_UNUSABLE: AtomicBool = AtomicBool::new(false);
@@ -34,4 +35,65 @@ pub fn check_break_after_fork() {
     if kernel != cached {
         BRK_UNUSABLE.store(true, Relaxed);
     }
+}
+
+/// How a fork child finds out that it is one: a page the kernel hands the
+/// child zeroed (`MADV_WIPEONFORK`, Linux 4.14), read at the start of every
+/// call that may take an allocator lock (`process::ensure_ready`). A
+/// `pthread_atfork` child handler would learn it sooner, but glibc's
+/// `__register_atfork` and the read-only data it reads lie in 64 KiB
+/// stretches of libc that a process on glibc's own malloc never maps: with
+/// the kernel's fault-around, 60-100 KiB more of every process resident
+/// (measured with /proc/self/pagemap). Where the kernel cannot wipe a page,
+/// the handler is registered after all.
+///
+/// Until the page is armed the mark is a static 1: a process that never
+/// armed it never reads a fork.
+static NOT_ARMED: AtomicUsize = AtomicUsize::new(1);
+static MARK: AtomicPtr<AtomicUsize> = AtomicPtr::new(&NOT_ARMED as *const AtomicUsize as *mut AtomicUsize);
+
+/// Arm the mark (once, from the library constructor, while the process has
+/// one thread: no fork before it can have copied a held lock), or register
+/// `child` to run in fork children if the kernel cannot wipe a page.
+pub fn arm(child: unsafe extern "C" fn()) {
+    let len = 4096;
+    // SAFETY: a fresh private anonymous mapping, ours alone.
+    let page = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if page != libc::MAP_FAILED {
+        // SAFETY: advice on the mapping just made.
+        if unsafe { libc::madvise(page, len, libc::MADV_WIPEONFORK) } == 0 {
+            let mark = page as *mut AtomicUsize;
+            // SAFETY: the page is mapped, writable and aligned for a word.
+            unsafe { (*mark).store(1, Relaxed) };
+            MARK.store(mark, Release);
+            return;
+        }
+        // SAFETY: the mapping just made, used by nothing.
+        unsafe { libc::munmap(page, len) };
+    }
+    // SAFETY: registers a child handler only: no lock is taken before fork.
+    unsafe { libc::pthread_atfork(None, None, Some(child)) };
+}
+
+/// Whether this process is a fork child that has not yet dealt with it.
+#[inline(always)]
+pub fn forked() -> bool {
+    // SAFETY: MARK points to NOT_ARMED or to the armed page, which stays
+    // mapped for the life of the process (and in its fork children).
+    unsafe { (*MARK.load(Relaxed)).load(Relaxed) == 0 }
+}
+
+/// The fork was dealt with: a later fork wipes the mark again.
+pub fn rearm() {
+    // SAFETY: as in `forked`.
+    unsafe { (*MARK.load(Relaxed)).store(1, Relaxed) };
 }

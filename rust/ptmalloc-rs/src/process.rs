@@ -121,9 +121,14 @@ pub fn single_threaded() -> bool {
     unsafe { core::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
 }
 
-/// Initialise the instance on first use.
+/// Deal with a fork first if this is a fork child (see `fork::arm`), and
+/// initialise the instance on first use. Every call that may take an
+/// allocator lock comes here first.
 #[inline(always)]
-fn ensure_ready() {
+pub(crate) fn ensure_ready() {
+    if crate::fork::forked() {
+        after_fork_child();
+    }
     if !GLOBAL.ready.load(Acquire) {
         init();
     }
@@ -507,10 +512,12 @@ unsafe extern "C" fn on_thread_exit(_value: *mut libc::c_void) {
     let _ = with_alloc(|a, tc| a.thread_exit(tc));
 }
 
-/// In the child after `fork`: free the locks, and retire the arenas if any
-/// allocator lock was held when the process was copied (see the module
-/// comment).
-unsafe extern "C" fn after_fork_child() {
+/// In the child after `fork`, before it takes any allocator lock: free the
+/// locks, and retire the arenas if any allocator lock was held when the
+/// process was copied (see the module comment).
+#[cold]
+extern "C" fn after_fork_child() {
+    crate::fork::rearm();
     crate::fork::check_break_after_fork();
     let mut held = GLOBAL.lock.is_held() || GLOBAL.version.load(Relaxed) & 1 != 0;
     GLOBAL.lock.reset();
@@ -535,12 +542,11 @@ unsafe extern "C" fn after_fork_child() {
     }
 }
 
-/// Library constructor: fork handler, thread-exit key, the panic hook
+/// Library constructor: fork detection, thread-exit key, the panic hook
 /// where std is linked, and the environment if it was not readable at init.
 extern "C" fn on_load() {
     crate::panic::install_hook();
-    // SAFETY: registers a child handler only: no lock is taken before fork.
-    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
+    crate::fork::arm(after_fork_child);
     thread_exit_key();
     if GLOBAL.ready.load(Acquire) && !ENV_SEEN.load(Relaxed) && env::available() {
         with_params(|a| {
