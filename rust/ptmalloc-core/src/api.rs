@@ -231,6 +231,7 @@ impl<M: Memory> Allocator<M> {
         while c != 0 {
             let p = Chunk(c);
             c = self.mem.read(p.fd_addr())?;
+            self.mem.prefetch_from(p.bk_addr());
             let size = p.size(&self.mem)?;
             let idx = csize2tidx(size);
             let room = |n: usize| cfg.count != 0 && (n < cfg.count || n * size < DEFERRED_CACHE_BYTES);

@@ -90,6 +90,7 @@ impl<M: Memory> Allocator<M> {
         while c != 0 {
             let p = Chunk(c);
             c = self.mem.read(p.fd_addr())?;
+            self.mem.prefetch_from(p.bk_addr());
             // A hardened instance checked the header when the chunk was
             // queued; int_free checks it again.
             self.int_free(av, p, Tcache(0), false, true)?;

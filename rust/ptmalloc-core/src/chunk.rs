@@ -408,6 +408,12 @@ impl Chunk {
         self.0.wrapping_add(FD)
     }
 
+    /// Address of the `bk` word.
+    #[inline(always)]
+    pub const fn bk_addr(self) -> usize {
+        self.0.wrapping_add(BK)
+    }
+
     /// Whether the chunk address is misaligned for a heap chunk (`misaligned_chunk`).
     #[inline(always)]
     pub const fn misaligned(self) -> bool {

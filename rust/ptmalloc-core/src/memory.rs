@@ -176,6 +176,16 @@ pub unsafe trait Memory {
         let _ = av;
         Ok(0)
     }
+    /// A hint for a walk of a deferred-free chain: the chunk whose address
+    /// is stored at `addr` (a queued chunk's `bk` word, which a queueing
+    /// source may set to the chunk a few places further on) is wanted soon.
+    /// The chain is a pointer chase through lines other threads wrote, one
+    /// cache miss after another; fetching ahead overlaps them. No-op unless
+    /// the source queues chunks.
+    #[inline(always)]
+    fn prefetch_from(&self, addr: usize) {
+        let _ = addr;
+    }
     /// Whether no thread is attached to arena `av` (read without the list
     /// lock, after the [`Memory::defer_free`] it follows): nobody would take
     /// what was queued for it, so the freeing thread takes the lock and frees

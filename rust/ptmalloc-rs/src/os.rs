@@ -2,7 +2,7 @@
 
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::*};
 
-use ptmalloc_core::{Arena, Memory};
+use ptmalloc_core::{Arena, Chunk, Memory};
 
 use crate::lock::Lock;
 use crate::output::{fatal, report};
@@ -433,7 +433,24 @@ unsafe impl Memory for RawMemory {
     }
 
     fn defer_free(&mut self, av: usize, chunk: usize) -> Result<bool, Abandoned> {
+        // Nothing to fetch ahead of a lone chunk (see `prefetch_from`).
+        // SAFETY: the chunk is being freed: its bk word is ours.
+        unsafe { (Chunk(chunk).bk_addr() as *mut usize).write(0) };
         Ok(push_deferred(av, chunk, chunk, 1))
+    }
+
+    #[inline(always)]
+    fn prefetch_from(&self, addr: usize) {
+        // SAFETY: `addr` is the bk word of a queued chunk: heap memory of
+        // ours that every queueing path wrote (0 or a chunk address).
+        let target = unsafe { (addr as *const usize).read() };
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint: it never faults, whatever the address.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(target as *const i8)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = target;
     }
 
     #[inline(always)]
