@@ -47,8 +47,12 @@ pub fn check_break_after_fork() {
 /// (measured with /proc/self/pagemap). Where the kernel cannot wipe a page,
 /// the handler is registered after all.
 ///
-/// Until the page is armed the mark is a static 1: a process that never
-/// armed it never reads a fork.
+/// The mark is 1 in a process that has nothing to do about a fork, 0 in a
+/// child that has not yet dealt with its fork, 2 while one thread deals
+/// with it (a child may have started threads before its first slow call:
+/// exactly one runs the handler, and the others wait for it). Until the
+/// page is armed the mark is a static 1: a process that never armed it
+/// never reads a fork.
 static NOT_ARMED: AtomicUsize = AtomicUsize::new(1);
 static MARK: AtomicPtr<AtomicUsize> = AtomicPtr::new(&NOT_ARMED as *const AtomicUsize as *mut AtomicUsize);
 
@@ -84,16 +88,36 @@ pub fn arm(child: unsafe extern "C" fn()) {
     unsafe { libc::pthread_atfork(None, None, Some(child)) };
 }
 
-/// Whether this process is a fork child that has not yet dealt with it.
+/// The mark (see `MARK`).
 #[inline(always)]
-pub fn forked() -> bool {
+fn mark() -> &'static AtomicUsize {
     // SAFETY: MARK points to NOT_ARMED or to the armed page, which stays
     // mapped for the life of the process (and in its fork children).
-    unsafe { (*MARK.load(Relaxed)).load(Relaxed) == 0 }
+    unsafe { &*MARK.load(Relaxed) }
+}
+
+/// Whether the fork of this process, a fork child, is not dealt with yet
+/// (then the caller goes to `claim_fork`).
+#[inline(always)]
+pub fn fork_pending() -> bool {
+    mark().load(Acquire) != 1
+}
+
+/// `true`: the caller is the one thread that deals with the fork, and
+/// calls `fork_handled` when done. `false`: it was dealt with (this call
+/// waited while another thread did it).
+#[cold]
+pub fn claim_fork() -> bool {
+    loop {
+        match mark().compare_exchange(0, 2, Acquire, Acquire) {
+            Ok(_) => return true,
+            Err(1) => return false,
+            Err(_) => core::hint::spin_loop(),
+        }
+    }
 }
 
 /// The fork was dealt with: a later fork wipes the mark again.
-pub fn rearm() {
-    // SAFETY: as in `forked`.
-    unsafe { (*MARK.load(Relaxed)).store(1, Relaxed) };
+pub fn fork_handled() {
+    mark().store(1, Release);
 }

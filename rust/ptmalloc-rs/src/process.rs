@@ -126,8 +126,9 @@ pub fn single_threaded() -> bool {
 /// allocator lock comes here first.
 #[inline(always)]
 pub(crate) fn ensure_ready() {
-    if crate::fork::forked() {
+    if crate::fork::fork_pending() && crate::fork::claim_fork() {
         after_fork_child();
+        crate::fork::fork_handled();
     }
     if !GLOBAL.ready.load(Acquire) {
         init();
@@ -517,7 +518,6 @@ unsafe extern "C" fn on_thread_exit(_value: *mut libc::c_void) {
 /// process was copied (see the module comment).
 #[cold]
 extern "C" fn after_fork_child() {
-    crate::fork::rearm();
     crate::fork::check_break_after_fork();
     let mut held = GLOBAL.lock.is_held() || GLOBAL.version.load(Relaxed) & 1 != 0;
     GLOBAL.lock.reset();
