@@ -61,18 +61,8 @@ static MARK: AtomicPtr<AtomicUsize> = AtomicPtr::new(&NOT_ARMED as *const Atomic
 /// `child` to run in fork children if the kernel cannot wipe a page.
 pub fn arm(child: unsafe extern "C" fn()) {
     let len = 4096;
-    // SAFETY: a fresh private anonymous mapping, ours alone.
-    let page = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if page != libc::MAP_FAILED {
+    if let Some(page) = crate::os::map_anonymous(len) {
+        let page = page as *mut libc::c_void;
         // SAFETY: advice on the mapping just made.
         if unsafe { libc::madvise(page, len, libc::MADV_WIPEONFORK) } == 0 {
             let mark = page as *mut AtomicUsize;

@@ -90,6 +90,22 @@ pub fn arena_unattended(av: usize) -> bool {
     attached.load(Relaxed) == 0
 }
 
+/// A fresh private anonymous read-write mapping of `len` bytes.
+pub fn map_anonymous(len: usize) -> Option<usize> {
+    // SAFETY: a fresh anonymous private mapping touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p as usize)
+}
+
 /// Processors this process may run on (for the default arena limit).
 static CPUS: AtomicU32 = AtomicU32::new(0);
 
@@ -267,23 +283,9 @@ unsafe impl Memory for RawMemory {
 
     fn mmap(&mut self, len: usize) -> Option<usize> {
         crate::tls::count_system_call();
-        // SAFETY: a fresh anonymous private mapping touches no existing memory.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            None
-        } else {
-            crate::harden::mapped(p as usize, len);
-            Some(p as usize)
-        }
+        let p = map_anonymous(len)?;
+        crate::harden::mapped(p, len);
+        Some(p)
     }
 
     fn munmap(&mut self, addr: usize, len: usize) -> bool {
