@@ -12,6 +12,11 @@
 # 1 2 4 8, the five allocators run interleaved (A B C D E, A B C D E, ...)
 # BENCH_REPS times (default 5). Each run records the program's own elapsed
 # time (its "seconds=" line) and its peak RSS in KiB (/usr/bin/time %M).
+# The same number of `threads idle N` runs (N threads that each malloc and
+# free one block) give each allocator's fixed cost for N threads: libraries,
+# stacks, a first arena. Peak RSS above it, the third table, is what the
+# work itself cost; on these small workloads (1.8-15 MB) the fixed costs,
+# which differ by a library's own pages, are a large part of the total.
 # The table (medians, ratios, spread of ours) goes to OUT.md and the
 # terminal; every run's raw figures to build/bench/threads-runs.tsv.
 #
@@ -42,7 +47,7 @@ timeout_s=${BENCH_TIMEOUT:-120}
 workloads=(prodcons larson private)
 threads=(1 2 4 8)
 # Total work per run, the same for every T (the defaults of threads.c).
-declare -A work=([prodcons]=6000000 [larson]=16000000 [private]=12000000)
+declare -A work=([prodcons]=6000000 [larson]=16000000 [private]=12000000 [idle]=1)
 if [ -n "$quick" ]; then
   for w in "${workloads[@]}"; do work[$w]=$((work[$w] / 10)); done
 fi
@@ -71,8 +76,18 @@ run_one() {
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$t" "$name" "$rep" "$secs" "$rss" "$status" >>"$tsv"
 }
 
-nruns=$(( ${#workloads[@]} * ${#threads[@]} * reps * ${#avail[@]} ))
+# Thread counts of the idle runs: every T, and 2T (prodcons' workers).
+idle_counts=(1 2 4 8 16)
+nruns=$(( (${#workloads[@]} * ${#threads[@]} + ${#idle_counts[@]}) * reps * ${#avail[@]} ))
 echo "threads: ${#workloads[@]} workloads x ${#threads[@]} thread counts x $reps reps x ${#avail[@]} allocators = $nruns runs${quick:+ (quick)}"
+printf 'idle     N=%s ' "${idle_counts[*]}"
+for ((rep = 1; rep <= reps; rep++)); do
+  for n in "${idle_counts[@]}"; do
+    for i in "${avail[@]}"; do run_one idle "$n" "$i" "$rep"; done
+  done
+  printf '.'
+done
+printf ' %ss\n' "$((SECONDS - start))"
 for w in "${workloads[@]}"; do
   for t in "${threads[@]}"; do
     printf '%-8s T=%s ' "$w" "$t"
@@ -86,7 +101,9 @@ done
 elapsed=$((SECONDS - start))
 
 # --- table
-# table KIND: KIND is seconds (column 5) or rss (column 6)
+# table KIND: KIND is seconds (column 5, the idle runs left out), rss
+# (column 6) or above (column 6 less the median of the idle runs with as
+# many threads: 2T for prodcons, T for the others)
 table() {
   awk -F'\t' -v kind="$1" -v reps="$reps" -v names="${names[*]}" -v avail=" ${avail[*]} " '
     function median(key,   n, i, j, tmp, a) {
@@ -97,8 +114,14 @@ table() {
       return (a[n / 2] + a[n / 2 + 1]) / 2
     }
     function fmt(x) { return kind == "seconds" ? sprintf("%.3f", x) : sprintf("%d", x + 0.5) }
+    function workers(w, t) { return w == "prodcons" ? 2 * t : t }
     function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
     NR == 1 { next }
+    $1 == "idle" && kind != "rss" {
+      # kept for the idle medians, not a row of this table
+      if ($7 == "ok" && $6 != "-") { key = $1 SUBSEP $2 SUBSEP $3; cnt[key]++; val[key, cnt[key]] = $6 + 0 }
+      next
+    }
     {
       col = kind == "seconds" ? $5 : $6
       key = $1 SUBSEP $2 SUBSEP $3
@@ -123,7 +146,13 @@ table() {
           if (index(avail, " " (k - 1) " ") == 0) { cell = "n/a" }
           else if (cnt[key] == 0) { cell = "fail" }
           else {
-            med[k] = median(key); cell = fmt(med[k])
+            med[k] = median(key)
+            if (kind == "above") {
+              ikey = "idle" SUBSEP workers(wt[1], wt[2]) SUBSEP nm[k]
+              if (!cnt[ikey]) { delete med[k]; printf " - |"; continue }
+              med[k] -= median(ikey)
+            }
+            cell = fmt(med[k])
             if (failed[key]) cell = cell " (" failed[key] " fail)"
           }
           printf " %s |", cell
@@ -157,7 +186,18 @@ glibc_version=$(ldd --version | head -n 1 | awk '{print $NF}')
   echo
   echo "## Peak RSS (median KiB, /usr/bin/time %M; lower is better)"
   echo
+  echo "The idle rows are each allocator's fixed cost for T threads (\`threads idle T\`)."
+  echo
   table rss
+  echo
+  echo "## Peak RSS above the idle run with as many threads (median KiB; lower is better)"
+  echo
+  echo "What the work itself cost: the median peak less the median of the idle runs with the"
+  echo "same number of threads (2T for prodcons). Both medians move by about 100 KiB between"
+  echo "sets of runs (the kernel maps a shared library's pages 64 KiB at a time, around"
+  echo "wherever a page was touched, and where those windows fall moves with the load address)."
+  echo
+  table above
   echo
   echo "T: worker threads (prodcons: T producers + T consumers). ours/glibc, ours/mimalloc:"
   echo "ratio of the medians (below 1: ours is faster / smaller). spread: max/min of ours over"

@@ -4,7 +4,7 @@
 
      threads WORKLOAD T [N]
 
-   WORKLOAD  prodcons | larson | private
+   WORKLOAD  prodcons | larson | private | idle
    T         thread count (prodcons runs T producers and T consumers)
    N         total work, the same whatever T is (objects for prodcons, steps
              for larson and private); split evenly between the threads, so
@@ -23,6 +23,9 @@
    private   each thread churns its own working set of 1000 objects of
              8..2048 bytes (free a random slot, malloc a random size into it);
              nothing is shared.
+   idle      the fixed cost, for the peak RSS tables: T threads each malloc
+             one 64-byte block and free it (so each has what its allocator
+             gives a thread: an arena, a cache), then exit. N is ignored.
 
    Every block gets its first and last byte written, and both are checked
    before it is freed. Mallocs and frees are counted per thread; at the end
@@ -371,10 +374,19 @@ static void *private_worker(void *arg) {
   return NULL;
 }
 
+/* ------------------------------------------------------------------- idle */
+
+static void *idle_worker(void *arg) {
+  counters_t *c = &counters[(intptr_t)arg];
+  pthread_barrier_wait(&start_barrier);
+  xfree(xmalloc(64, c), 64, c);
+  return NULL;
+}
+
 /* ------------------------------------------------------------------- main */
 
 static void usage(void) {
-  fprintf(stderr, "usage: threads prodcons|larson|private THREADS [TOTAL_WORK]\n"
+  fprintf(stderr, "usage: threads prodcons|larson|private|idle THREADS [TOTAL_WORK]\n"
                   "  defaults: prodcons %ld objects, larson %ld steps, private %ld steps\n",
           PRODCONS_N, LARSON_N, PRIVATE_N);
   exit(2);
@@ -414,6 +426,8 @@ int main(int argc, char **argv) {
       n = PRIVATE_N;
     pv_per_thread = n / T;
     fn = private_worker;
+  } else if (strcmp(w, "idle") == 0) {
+    fn = idle_worker;
   } else {
     usage();
   }
