@@ -20,6 +20,10 @@
      gets every block back (none is left waiting for the thread that
      exited), so its heap shrinks: the resident set drops by most of the
      3 MiB.
+   - idle owner: a thread allocates 12 MiB of 60 KiB blocks and waits,
+     alive, allocating nothing more; the main thread frees them all. Its
+     arena gets them back at once (not when its thread next allocates,
+     which may be never), so its heap shrinks by most of the 12 MiB.
 
    Every check holds for glibc 2.36's malloc.  */
 
@@ -576,6 +580,81 @@ group_outlived (void)
            "by at least 2 MiB (by %zu KiB)", dropped / KiB);
 }
 
+/* ------------------------------------------------------------------ */
+/* Large blocks freed by another thread while the thread that allocated
+   them is alive but idle.  */
+
+enum
+{
+  IDLE_BLOCKS = 200,
+  /* Above the tcache sizes, below the mmap threshold: heap chunks.  */
+  IDLE_SIZE = 60 * 1024,
+};
+
+static unsigned char *idle_blocks[IDLE_BLOCKS];
+static pthread_barrier_t idle_start;
+
+/* Allocates the blocks, then waits (alive, allocating nothing) until the
+   main thread has measured.  */
+static void *
+idle_alloc_thread (void *arg)
+{
+  long *nulls = arg;
+  for (int i = 0; i < IDLE_BLOCKS; i++)
+    {
+      idle_blocks[i] = malloc (IDLE_SIZE);
+      if (idle_blocks[i] == NULL)
+        ++*nulls;
+      else
+        tst_fill (idle_blocks[i], IDLE_SIZE, (uintptr_t) i);
+    }
+  pthread_barrier_wait (&idle_start);
+  pthread_barrier_wait (&idle_start);
+  return NULL;
+}
+
+static void
+group_idle_owner (void)
+{
+  long nulls = 0, bad = 0;
+  pthread_t owner;
+  /* This thread keeps the arena it has; the owner gets another.  */
+  free (tst_opaque_ptr (malloc (16)));
+  pthread_barrier_init (&idle_start, NULL, 2);
+  if (pthread_create (&owner, NULL, idle_alloc_thread, &nulls) != 0)
+    {
+      tst_fail ("started the allocating thread", "pthread_create failed");
+      return;
+    }
+  pthread_barrier_wait (&idle_start);
+  size_t rss_full = tst_rss_bytes ();
+  for (int i = 0; i < IDLE_BLOCKS; i++)
+    if (idle_blocks[i] != NULL)
+      {
+        if (tst_verify (idle_blocks[i], IDLE_SIZE, (uintptr_t) i) != IDLE_SIZE)
+          ++bad;
+        free (idle_blocks[i]);
+      }
+  size_t rss_freed = tst_rss_bytes ();
+  pthread_barrier_wait (&idle_start);
+  pthread_join (owner, NULL);
+  pthread_barrier_destroy (&idle_start);
+  size_t dropped = rss_full > rss_freed ? rss_full - rss_freed : 0;
+  tst_info ("RSS with %d blocks of %d bytes live %zu, after another thread "
+            "freed them (their thread alive, idle) %zu", IDLE_BLOCKS,
+            IDLE_SIZE, rss_full, rss_freed);
+  CHECK_EQ (nulls, 0, "no allocation failed");
+  CHECK_EQ (bad, 0, "every block kept its pattern until it was freed");
+  if (rss_full == 0)
+    tst_skip ("the arena of an idle thread shrinks", "/proc/self/statm is "
+              "not readable");
+  else
+    CHECK (dropped >= 8 * MiB, "the arena of an idle thread takes back large "
+           "blocks another thread frees, and shrinks, without waiting for "
+           "that thread: the resident set drops by at least 8 MiB (by %zu "
+           "KiB)", dropped / KiB);
+}
+
 int
 main (void)
 {
@@ -586,5 +665,7 @@ main (void)
              group_concurrent);
   tst_group ("blocks freed after the thread that allocated them exited",
              group_outlived);
+  tst_group ("large blocks freed while the thread that allocated them idles",
+             group_idle_owner);
   return tst_finish ();
 }

@@ -337,7 +337,16 @@ impl<M: Memory> Allocator<M> {
         // A chunk of another thread's arena is queued for that arena's
         // threads, without its lock; so is one of our own arena when another
         // thread holds it. Only a full queue makes us wait for the lock.
-        if av != tc.arena || !self.mem.try_lock_arena(av.0) {
+        // A large chunk of another arena is freed at once if its lock is
+        // free: queued, it would wait for the owner's next slow call, and
+        // an owner that has gone idle might never make one; at the top of
+        // its heap, it would keep the heap from shrinking below it.
+        let lock_now = if av == tc.arena {
+            true
+        } else {
+            csize2tidx(size) >= crate::tcache::TCACHE_MAX_BINS
+        };
+        if !(lock_now && self.mem.try_lock_arena(av.0)) {
             let cfg = self.tcache_config();
             Self::check_freed(&mut self.mem, &cfg, p, size)?;
             if self.mem.defer_free(av.0, p.0)? {

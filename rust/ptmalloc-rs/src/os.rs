@@ -34,34 +34,47 @@ unsafe fn deferred_head<'a>(av: usize) -> &'a AtomicUsize {
     unsafe { &*(Arena(av).deferred_slot() as *const AtomicUsize) }
 }
 
-/// The deferred-free head word: a chunk address below, the queue's length
-/// from this bit up.
-const DEFERRED_COUNT_SHIFT: u32 = 48;
-const DEFERRED_ADDR_MASK: usize = (1 << DEFERRED_COUNT_SHIFT) - 1;
-/// Frees queued on one arena at most; past it a foreign thread waits for
-/// the lock and frees the chunk itself.
-const DEFERRED_MAX: usize = 4096;
+/// The deferred-free head word: a chunk address below, what the queue holds
+/// from this bit up, in units of `DEFERRED_UNIT` bytes.
+const DEFERRED_SIZE_SHIFT: u32 = 48;
+const DEFERRED_ADDR_MASK: usize = (1 << DEFERRED_SIZE_SHIFT) - 1;
+const DEFERRED_UNIT: usize = 32;
+/// Bytes queued on one arena at most; past it a foreign thread waits for the
+/// lock and frees the chunks itself. The queue waits for the owner's next
+/// slow call, which may never come (a thread that allocated, handed its
+/// blocks over and went idle): this is what such an owner can leave behind
+/// unreclaimed, where glibc would have freed it into the arena (and trimmed
+/// the heap); the large chunks that matter most skip the queue when the
+/// lock is free (`Allocator::free_uncached`). Large enough for many batches
+/// in flight: at 256 KiB larson's peak RSS at 4 threads rose by 300-500 KiB
+/// (more frees into the arena by foreign threads instead of the owner's
+/// cache); the old limit, 4096 chunks, let 60 KiB chunks pile up to 240 MiB.
+const DEFERRED_MAX_BYTES: usize = 1024 * 1024;
+const _: () = assert!(DEFERRED_MAX_BYTES / DEFERRED_UNIT < 1 << (usize::BITS - DEFERRED_SIZE_SHIFT));
 
-/// Queue on arena `av`'s deferred frees the `n` chunks from `first` to
-/// `last`, linked through their fd words (`last`'s is set here); `false`
-/// when the queue has no room for them.
+/// Queue on arena `av`'s deferred frees the chunks from `first` to `last`,
+/// `bytes` of them in all, linked through their fd words (`last`'s is set
+/// here); `false` when the queue has no room for them.
 ///
 /// A lock-free push (Treiber stack); takers take the whole list at once, so
-/// there is no ABA. The head word carries the queue's length in its top
+/// there is no ABA. The head word carries what the queue holds in its top
 /// bits (user addresses stay below 2^47), which bounds what an idle owner
 /// can leave unreclaimed.
-pub fn push_deferred(av: usize, first: usize, last: usize, n: usize) -> bool {
-    if first >> DEFERRED_COUNT_SHIFT != 0 {
+pub fn push_deferred(av: usize, first: usize, last: usize, bytes: usize) -> bool {
+    let fd = last + 2 * core::mem::size_of::<usize>();
+    let units = bytes.div_ceil(DEFERRED_UNIT);
+    if first >> DEFERRED_SIZE_SHIFT != 0 || bytes > DEFERRED_MAX_BYTES {
+        // SAFETY: as below.
+        unsafe { (fd as *mut usize).write(0) };
         return false;
     }
     // SAFETY: `av` is an arena of this instance (the arena of the chunks
     // being freed; see arena_lock).
     let head = unsafe { deferred_head(av) };
-    let fd = last + 2 * core::mem::size_of::<usize>();
     let mut old = head.load(Relaxed);
     loop {
-        let queued = old >> DEFERRED_COUNT_SHIFT;
-        if queued + n > DEFERRED_MAX {
+        let queued = old >> DEFERRED_SIZE_SHIFT;
+        if (queued + units) * DEFERRED_UNIT > DEFERRED_MAX_BYTES {
             // The chain goes back to the caller ending where it ended.
             // SAFETY: as below.
             unsafe { (fd as *mut usize).write(0) };
@@ -69,7 +82,7 @@ pub fn push_deferred(av: usize, first: usize, last: usize, n: usize) -> bool {
         }
         // SAFETY: the chunks are being freed: their fd words are ours.
         unsafe { (fd as *mut usize).write(old & DEFERRED_ADDR_MASK) };
-        let new = first | (queued + n) << DEFERRED_COUNT_SHIFT;
+        let new = first | (queued + units) << DEFERRED_SIZE_SHIFT;
         match head.compare_exchange_weak(old, new, Release, Relaxed) {
             Ok(_) => return true,
             Err(now) => old = now,
@@ -435,10 +448,11 @@ unsafe impl Memory for RawMemory {
     }
 
     fn defer_free(&mut self, av: usize, chunk: usize) -> Result<bool, Abandoned> {
+        let size = Chunk(chunk).size(self)?;
         // Nothing to fetch ahead of a lone chunk (see `prefetch_from`).
         // SAFETY: the chunk is being freed: its bk word is ours.
         unsafe { (Chunk(chunk).bk_addr() as *mut usize).write(0) };
-        Ok(push_deferred(av, chunk, chunk, 1))
+        Ok(push_deferred(av, chunk, chunk, size))
     }
 
     #[inline(always)]

@@ -32,8 +32,9 @@ const SLOTS: usize = 4;
 const AHEAD: usize = 4;
 
 /// One batch: chunks of `arena` linked through their `fd` words, `first`
-/// the newest, `last` the oldest (whose link the push sets). `recent`
-/// holds the last `AHEAD` chunks batched, by count modulo `AHEAD`.
+/// the newest, `last` the oldest (whose link the push sets); `count` of
+/// them, `bytes` in all. `recent` holds the last `AHEAD` chunks batched, by
+/// count modulo `AHEAD`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Batch {
@@ -41,6 +42,7 @@ pub struct Batch {
     first: usize,
     last: usize,
     count: usize,
+    bytes: usize,
     recent: [usize; AHEAD],
 }
 
@@ -102,6 +104,7 @@ pub fn free_remote(m: &mut RawMemory, own: usize, p: Chunk) -> bool {
             s.arena = av;
             s.last = p.0;
             s.first = 0;
+            s.bytes = 0;
             s.recent = [0; AHEAD];
         }
         // The chunk is being freed: its fd and bk words are ours. The chain
@@ -113,6 +116,7 @@ pub fn free_remote(m: &mut RawMemory, own: usize, p: Chunk) -> bool {
         *r = p.0;
         s.first = p.0;
         s.count += 1;
+        s.bytes += raw & !SIZE_BITS;
         b.held += 1;
         s.count >= BATCH
     };
@@ -159,7 +163,7 @@ pub fn held() -> bool {
 /// list, or free it under the arena's lock when the list is full.
 #[inline(never)]
 fn send(b: Batch) {
-    if !push_deferred(b.arena, b.first, b.last, b.count) {
+    if !push_deferred(b.arena, b.first, b.last, b.bytes) {
         let _ = crate::process::with_alloc(|a, _| a.free_chain_locked(Arena(b.arena), b.first));
     } else if arena_unattended(b.arena) {
         // The arena's last thread has exited: nobody would take the batch.
