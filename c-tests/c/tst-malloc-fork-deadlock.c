@@ -524,10 +524,150 @@ group_fork_deadlock (void)
             "every size after the forks");
 }
 
+/* ------------------------------------------------------------------ */
+/* A child whose first allocations come from several threads at once.
+   The allocator finds out in the child, at its first call that may take
+   a lock, that a fork happened (ours: a page the kernel wipes in the
+   child); when several of the child's threads make that call together,
+   one must set the child's allocator right while the others wait for
+   it.  The parent's threads allocate all the time, so the arenas' locks
+   are often held at the fork.  */
+
+enum
+{
+  RACE_FORKS = 200,
+  RACE_THREADS = 4, /* the tst_ok message says 4 */
+  RACE_ROUNDS = 300,
+  RACE_CHURNERS = 4,
+};
+
+static pthread_barrier_t race_barrier;
+
+/* One thread of a child: waits until all of them exist, then allocates,
+   fills, checks and frees blocks of every size below 2 MiB.  */
+static void *
+race_thread (void *arg)
+{
+  uintptr_t id = (uintptr_t) arg;
+  pthread_barrier_wait (&race_barrier);
+  for (int i = 0; i < RACE_ROUNDS; i++)
+    {
+      size_t n = child_sizes[(id + (uintptr_t) i) % (N_CHILD_SIZES - 1)];
+      unsigned char *p = malloc (n);
+      if (p == NULL)
+        return (void *) (uintptr_t) CHILD_MALLOC;
+      size_t pl = pattern_len (n);
+      tst_fill (p, pl, id * 1000 + (uintptr_t) i);
+      if (tst_verify (p, pl, id * 1000 + (uintptr_t) i) != pl)
+        return (void *) (uintptr_t) CHILD_PATTERN;
+      free (p);
+    }
+  return NULL;
+}
+
+static int
+race_child (void)
+{
+  pthread_t th[RACE_THREADS];
+  pthread_barrier_init (&race_barrier, NULL, RACE_THREADS);
+  for (uintptr_t t = 0; t < RACE_THREADS; t++)
+    if (pthread_create (&th[t], NULL, race_thread, (void *) t) != 0)
+      return CHILD_PTHREAD_CREATE;
+  int code = CHILD_OK;
+  for (int t = 0; t < RACE_THREADS; t++)
+    {
+      void *r = NULL;
+      pthread_join (th[t], &r);
+      if (r != NULL && code == CHILD_OK)
+        code = (int) (uintptr_t) r;
+    }
+  return code;
+}
+
+/* The parent's churn: small and mmapped blocks, until told to stop.  */
+static void *
+churn_thread (void *arg)
+{
+  long *ops = arg;
+  void *keep[8] = { NULL };
+  for (unsigned i = 0; !stopping (); i++)
+    {
+      free (keep[i % 8]);
+      keep[i % 8] = malloc (i % 64 == 0 ? 200 * KiB : 16 + i % 1000);
+      ++*ops;
+    }
+  for (int k = 0; k < 8; k++)
+    free (keep[k]);
+  return NULL;
+}
+
+static void
+group_fork_race (void)
+{
+  __atomic_store_n (&stop_flag, 0, __ATOMIC_RELAXED);
+  static long churn_ops[RACE_CHURNERS];
+  pthread_t cth[RACE_CHURNERS];
+  int started = 0;
+  for (int i = 0; i < RACE_CHURNERS; i++)
+    if (pthread_create (&cth[i], NULL, churn_thread, &churn_ops[i]) == 0)
+      started++;
+  CHECK_EQ (started, RACE_CHURNERS, "started the parent's allocating "
+            "threads");
+  usleep (10 * 1000);
+
+  int forks = 0, good = 0, hung = 0;
+  char first[200] = "";
+  for (int i = 0; i < RACE_FORKS; i++)
+    {
+      pid_t pid = fork ();
+      if (pid == 0)
+        {
+          alarm (10);
+          _exit (race_child ());
+        }
+      if (pid < 0)
+        {
+          snprintf (first, sizeof first, "fork #%d failed: %s", i,
+                    strerror (errno));
+          break;
+        }
+      forks++;
+      int status = 0;
+      int r = tst_wait_deadline (pid, &status, CHILD_DEADLINE_MS);
+      if (r == 1 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
+        good++;
+      else
+        {
+          if (r == 0 || (r == 1 && WIFSIGNALED (status)
+                         && WTERMSIG (status) == SIGALRM))
+            hung++;
+          if (first[0] == '\0')
+            describe_child (first, sizeof first, i, r, status);
+        }
+    }
+  __atomic_store_n (&stop_flag, 1, __ATOMIC_RELAXED);
+  for (int i = 0; i < started; i++)
+    pthread_join (cth[i], NULL);
+
+  long ops = 0;
+  for (int i = 0; i < started; i++)
+    ops += churn_ops[i];
+  tst_info ("%d children of %d threads each; %ld operations in the "
+            "parent's threads meanwhile", forks, RACE_THREADS, ops);
+  if (good == RACE_FORKS)
+    tst_ok ("every child's 4 threads allocate at once from their start, "
+            "check their blocks and exit 0 in time");
+  else
+    tst_fail ("children whose threads allocate at once", "%d of %d good, "
+              "%d hung; first problem: %s", good, forks, hung, first);
+}
+
 int
 main (void)
 {
   tst_init ();
   tst_group ("fork while threads malloc and use stdio", group_fork_deadlock);
+  tst_group ("a child's first allocations come from several threads at once",
+             group_fork_race);
   return tst_finish ();
 }
