@@ -24,6 +24,10 @@
      alive, allocating nothing more; the main thread frees them all. Its
      arena gets them back at once (not when its thread next allocates,
      which may be never), so its heap shrinks by most of the 12 MiB.
+   - small blocks, idle owner: the same with 4 MiB of 256-byte blocks,
+     freed by a thread that then works on (slow calls 50 ms later), and
+     again by one that exits: either way the queue the freeing thread
+     left is not left waiting for the idle owner.
 
    Every check holds for glibc 2.36's malloc.  */
 
@@ -655,6 +659,134 @@ group_idle_owner (void)
            "KiB)", dropped / KiB);
 }
 
+/* ------------------------------------------------------------------ */
+/* Small blocks freed by another thread while the thread that allocated
+   them idles: the freeing thread goes on working, or exits.  */
+
+enum
+{
+  SMALL_IDLE_BLOCKS = 16000,
+  /* A tcache size: the freeing thread batches them for their arena.  */
+  SMALL_IDLE_SIZE = 256,
+  /* Slow calls the freeing thread makes afterwards (calloc takes the
+     arena path every time).  */
+  SMALL_IDLE_CALLS = 64,
+};
+
+static unsigned char *small_idle[SMALL_IDLE_BLOCKS];
+static pthread_barrier_t small_owner_done, small_freer_done;
+
+static void *
+small_owner_thread (void *arg)
+{
+  long *nulls = arg;
+  for (int i = 0; i < SMALL_IDLE_BLOCKS; i++)
+    {
+      small_idle[i] = malloc (SMALL_IDLE_SIZE);
+      if (small_idle[i] == NULL)
+        ++*nulls;
+      else
+        tst_fill (small_idle[i], SMALL_IDLE_SIZE, (uintptr_t) i);
+    }
+  pthread_barrier_wait (&small_owner_done);
+  /* Idle, alive, until the main thread has measured.  */
+  pthread_barrier_wait (&small_owner_done);
+  return NULL;
+}
+
+struct small_freer
+{
+  bool keep_working;
+  long bad;
+};
+
+/* Frees every block; then either works on (slow calls, after the time a
+   busy owner would have taken its queue) and waits, or exits.  */
+static void *
+small_freer_thread (void *arg)
+{
+  struct small_freer *f = arg;
+  for (int i = 0; i < SMALL_IDLE_BLOCKS; i++)
+    if (small_idle[i] != NULL)
+      {
+        if (tst_verify (small_idle[i], SMALL_IDLE_SIZE, (uintptr_t) i)
+            != SMALL_IDLE_SIZE)
+          ++f->bad;
+        free (small_idle[i]);
+      }
+  if (f->keep_working)
+    {
+      usleep (50 * 1000);
+      for (int i = 0; i < SMALL_IDLE_CALLS; i++)
+        free (tst_opaque_ptr (calloc (1, 4096)));
+      pthread_barrier_wait (&small_freer_done);
+      pthread_barrier_wait (&small_freer_done);
+    }
+  return NULL;
+}
+
+/* One round: the RSS drop once the blocks are freed.  */
+static size_t
+small_idle_round (bool keep_working, long *nulls, long *bad)
+{
+  struct small_freer f = { keep_working, 0 };
+  pthread_t owner, freer;
+  pthread_barrier_init (&small_owner_done, NULL, 2);
+  pthread_barrier_init (&small_freer_done, NULL, 2);
+  if (pthread_create (&owner, NULL, small_owner_thread, nulls) != 0)
+    return 0;
+  pthread_barrier_wait (&small_owner_done);
+  size_t full = tst_rss_bytes ();
+  if (pthread_create (&freer, NULL, small_freer_thread, &f) != 0)
+    {
+      pthread_barrier_wait (&small_owner_done);
+      pthread_join (owner, NULL);
+      return 0;
+    }
+  if (keep_working)
+    pthread_barrier_wait (&small_freer_done);
+  else
+    pthread_join (freer, NULL);
+  size_t freed = tst_rss_bytes ();
+  if (keep_working)
+    {
+      pthread_barrier_wait (&small_freer_done);
+      pthread_join (freer, NULL);
+    }
+  pthread_barrier_wait (&small_owner_done);
+  pthread_join (owner, NULL);
+  pthread_barrier_destroy (&small_owner_done);
+  pthread_barrier_destroy (&small_freer_done);
+  *bad += f.bad;
+  tst_info ("RSS with %d blocks of %d bytes live %zu, after another thread "
+            "freed them and %s %zu", SMALL_IDLE_BLOCKS, SMALL_IDLE_SIZE, full,
+            keep_working ? "worked on" : "exited", freed);
+  return full > freed ? full - freed : 0;
+}
+
+static void
+group_small_idle_owner (void)
+{
+  long nulls = 0, bad = 0;
+  free (tst_opaque_ptr (malloc (16)));
+  size_t working = small_idle_round (true, &nulls, &bad);
+  size_t exited = small_idle_round (false, &nulls, &bad);
+  CHECK_EQ (nulls, 0, "no allocation failed");
+  CHECK_EQ (bad, 0, "every block kept its pattern until it was freed");
+  if (tst_rss_bytes () == 0)
+    {
+      tst_skip ("the arena of an idle thread shrinks", "/proc/self/statm "
+                "is not readable");
+      return;
+    }
+  CHECK (working >= 2 * MiB, "the arena of an idle thread shrinks once "
+         "another thread freed its small blocks and went on working: the "
+         "resident set drops by at least 2 MiB (by %zu KiB)", working / KiB);
+  CHECK (exited >= 2 * MiB, "the arena of an idle thread shrinks once "
+         "another thread freed its small blocks and exited: the resident set "
+         "drops by at least 2 MiB (by %zu KiB)", exited / KiB);
+}
+
 int
 main (void)
 {
@@ -667,5 +799,7 @@ main (void)
              group_outlived);
   tst_group ("large blocks freed while the thread that allocated them idles",
              group_idle_owner);
+  tst_group ("small blocks freed while the thread that allocated them idles",
+             group_small_idle_owner);
   return tst_finish ();
 }

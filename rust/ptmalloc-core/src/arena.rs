@@ -109,6 +109,18 @@ impl<M: Memory> Allocator<M> {
         Ok(())
     }
 
+    /// Free the chunks queued for `av` under its lock, if nobody holds it
+    /// (a freeing thread that found its own push still first in the queue
+    /// long after: the owner has not come for it).
+    pub fn drain_if_unlocked(&mut self, av: Arena) -> Res<(), M> {
+        if !self.mem.try_lock_arena(av.0) {
+            return Ok(());
+        }
+        let r = self.free_deferred(av);
+        self.mem.unlock_arena(av.0);
+        r
+    }
+
     /// Free into `av`, under its lock (after its deferred frees), a chain of
     /// its chunks linked through their `fd` words: chunks another thread
     /// batched for `av` that its deferred list had no room for.

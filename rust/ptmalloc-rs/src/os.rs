@@ -54,19 +54,20 @@ const _: () = assert!(DEFERRED_MAX_BYTES / DEFERRED_UNIT < 1 << (usize::BITS - D
 
 /// Queue on arena `av`'s deferred frees the chunks from `first` to `last`,
 /// `bytes` of them in all, linked through their fd words (`last`'s is set
-/// here); `false` when the queue has no room for them.
+/// here): the chunk that was first in the queue before them (0: it was
+/// empty), or `None` when the queue has no room for them.
 ///
 /// A lock-free push (Treiber stack); takers take the whole list at once, so
 /// there is no ABA. The head word carries what the queue holds in its top
 /// bits (user addresses stay below 2^47), which bounds what an idle owner
 /// can leave unreclaimed.
-pub fn push_deferred(av: usize, first: usize, last: usize, bytes: usize) -> bool {
+pub fn push_deferred(av: usize, first: usize, last: usize, bytes: usize) -> Option<usize> {
     let fd = last + 2 * core::mem::size_of::<usize>();
     let units = bytes.div_ceil(DEFERRED_UNIT);
     if first >> DEFERRED_SIZE_SHIFT != 0 || bytes > DEFERRED_MAX_BYTES {
         // SAFETY: as below.
         unsafe { (fd as *mut usize).write(0) };
-        return false;
+        return None;
     }
     // SAFETY: `av` is an arena of this instance (the arena of the chunks
     // being freed; see arena_lock).
@@ -78,16 +79,34 @@ pub fn push_deferred(av: usize, first: usize, last: usize, bytes: usize) -> bool
             // The chain goes back to the caller ending where it ended.
             // SAFETY: as below.
             unsafe { (fd as *mut usize).write(0) };
-            return false;
+            return None;
         }
         // SAFETY: the chunks are being freed: their fd words are ours.
         unsafe { (fd as *mut usize).write(old & DEFERRED_ADDR_MASK) };
         let new = first | (queued + units) << DEFERRED_SIZE_SHIFT;
         match head.compare_exchange_weak(old, new, Release, Relaxed) {
-            Ok(_) => return true,
+            Ok(_) => return Some(old & DEFERRED_ADDR_MASK),
             Err(now) => old = now,
         }
     }
+}
+
+/// The chunk first in arena `av`'s deferred frees (0: none queued).
+#[inline(always)]
+pub fn deferred_first(av: usize) -> usize {
+    // SAFETY: as in push_deferred.
+    unsafe { deferred_head(av) }.load(Relaxed) & DEFERRED_ADDR_MASK
+}
+
+/// A coarse monotonic clock in milliseconds (the kernel's tick: a few ms).
+pub fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 /// Whether no thread is attached to arena `av`, read after a push on its
@@ -452,7 +471,7 @@ unsafe impl Memory for RawMemory {
         // Nothing to fetch ahead of a lone chunk (see `prefetch_from`).
         // SAFETY: the chunk is being freed: its bk word is ours.
         unsafe { (Chunk(chunk).bk_addr() as *mut usize).write(0) };
-        Ok(push_deferred(av, chunk, chunk, size))
+        Ok(push_deferred(av, chunk, chunk, size).is_some())
     }
 
     #[inline(always)]

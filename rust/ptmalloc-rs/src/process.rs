@@ -352,6 +352,7 @@ fn enter(cache: &mut InstanceCache) -> *mut Alloc {
     if crate::remote::held() {
         crate::remote::flush();
     }
+    crate::remote::settle_now_and_then();
     // SAFETY: a volatile store, so that a signal handler arriving from here
     // on sees the copy taken.
     unsafe { core::ptr::write_volatile(&mut cache.busy, 1) };
@@ -511,6 +512,9 @@ unsafe extern "C" fn on_thread_exit(_value: *mut libc::c_void) {
     // A corrupt cache abandons the flush (check action 0 or 1): the thread
     // is exiting, its remaining cached chunks are lost, nothing else.
     let _ = with_alloc(|a, tc| a.thread_exit(tc));
+    // What this thread queued and nobody took yet would wait for owners
+    // that may never come; it will not be here to see.
+    crate::remote::settle(true);
 }
 
 /// In the child after `fork`, before it takes any allocator lock: free the
