@@ -399,6 +399,47 @@ describe_child (char *buf, size_t n, int i, int r, int status)
                            child_code_names, CHILD_CODE_END);
 }
 
+/* The main thread's children, counted: how many forked, exited 0 in
+   time, hung; the first problem.  */
+struct fork_tally
+{
+  int forks, good, hung;
+  char first[200];
+};
+
+/* Fork child #I, which exits with WORK (I) (or is killed by its alarm
+   after 10 s), and wait for it with the deadline; false if fork failed.  */
+static bool
+fork_and_wait (int i, int (*work) (int), struct fork_tally *t)
+{
+  pid_t pid = fork ();
+  if (pid == 0)
+    {
+      alarm (10);
+      _exit (work (i));
+    }
+  if (pid < 0)
+    {
+      snprintf (t->first, sizeof t->first, "fork #%d failed: %s", i,
+                strerror (errno));
+      return false;
+    }
+  t->forks++;
+  int status = 0;
+  int r = tst_wait_deadline (pid, &status, CHILD_DEADLINE_MS);
+  if (r == 1 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
+    t->good++;
+  else
+    {
+      if (r == 0 || (r == 1 && WIFSIGNALED (status)
+                     && WTERMSIG (status) == SIGALRM))
+        t->hung++;
+      if (t->first[0] == '\0')
+        describe_child (t->first, sizeof t->first, i, r, status);
+    }
+  return true;
+}
+
 static void
 group_fork_deadlock (void)
 {
@@ -432,36 +473,10 @@ group_fork_deadlock (void)
   usleep (20 * 1000);
 
   long start = tst_now_ms ();
-  int forks = 0, good = 0, hung = 0;
-  char first[200] = "";
+  struct fork_tally t = { 0 };
   for (int i = 0; i < FORKS && tst_now_ms () - start < FORK_BUDGET_MS; i++)
-    {
-      pid_t pid = fork ();
-      if (pid == 0)
-        {
-          alarm (10);
-          _exit (child_work (i));
-        }
-      if (pid < 0)
-        {
-          snprintf (first, sizeof first, "fork #%d failed: %s", i,
-                    strerror (errno));
-          break;
-        }
-      forks++;
-      int status = 0;
-      int r = tst_wait_deadline (pid, &status, CHILD_DEADLINE_MS);
-      if (r == 1 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
-        good++;
-      else
-        {
-          if (r == 0 || (r == 1 && WIFSIGNALED (status)
-                         && WTERMSIG (status) == SIGALRM))
-            hung++;
-          if (first[0] == '\0')
-            describe_child (first, sizeof first, i, r, status);
-        }
-    }
+    if (!fork_and_wait (i, child_work, &t))
+      break;
   long fork_ms = tst_now_ms () - start;
 
   __atomic_store_n (&stop_flag, 1, __ATOMIC_RELAXED);
@@ -470,16 +485,16 @@ group_fork_deadlock (void)
   for (int i = 0; i < fstarted; i++)
     pthread_join (fth[i], NULL);
 
-  tst_info ("%d forks from the main thread in %ld ms", forks, fork_ms);
-  CHECK_EQ (forks, FORKS, "the main thread forked %d times within %ld s",
+  tst_info ("%d forks from the main thread in %ld ms", t.forks, fork_ms);
+  CHECK_EQ (t.forks, FORKS, "the main thread forked %d times within %ld s",
             FORKS, FORK_BUDGET_MS / 1000);
-  if (good == forks && forks > 0)
+  if (t.good == t.forks && t.forks > 0)
     tst_ok ("every child of the main thread mallocs, frees, uses stdio, "
             "runs a thread, forks a grandchild and exits 0 in time");
   else
     tst_fail ("children of the main thread", "%d of %d good, %d hung; "
-              "first problem: %s", good, forks, hung, first);
-  CHECK_EQ (hung, 0, "no child of the main thread hung");
+              "first problem: %s", t.good, t.forks, t.hung, t.first);
+  CHECK_EQ (t.hung, 0, "no child of the main thread hung");
 
   long fforks = 0, fbad = 0;
   const char *ffirst = NULL;
@@ -566,8 +581,9 @@ race_thread (void *arg)
 }
 
 static int
-race_child (void)
+race_child (int i)
 {
+  (void) i;
   pthread_t th[RACE_THREADS];
   pthread_barrier_init (&race_barrier, NULL, RACE_THREADS);
   for (uintptr_t t = 0; t < RACE_THREADS; t++)
@@ -615,36 +631,10 @@ group_fork_race (void)
             "threads");
   usleep (10 * 1000);
 
-  int forks = 0, good = 0, hung = 0;
-  char first[200] = "";
+  struct fork_tally t = { 0 };
   for (int i = 0; i < RACE_FORKS; i++)
-    {
-      pid_t pid = fork ();
-      if (pid == 0)
-        {
-          alarm (10);
-          _exit (race_child ());
-        }
-      if (pid < 0)
-        {
-          snprintf (first, sizeof first, "fork #%d failed: %s", i,
-                    strerror (errno));
-          break;
-        }
-      forks++;
-      int status = 0;
-      int r = tst_wait_deadline (pid, &status, CHILD_DEADLINE_MS);
-      if (r == 1 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
-        good++;
-      else
-        {
-          if (r == 0 || (r == 1 && WIFSIGNALED (status)
-                         && WTERMSIG (status) == SIGALRM))
-            hung++;
-          if (first[0] == '\0')
-            describe_child (first, sizeof first, i, r, status);
-        }
-    }
+    if (!fork_and_wait (i, race_child, &t))
+      break;
   __atomic_store_n (&stop_flag, 1, __ATOMIC_RELAXED);
   for (int i = 0; i < started; i++)
     pthread_join (cth[i], NULL);
@@ -653,13 +643,13 @@ group_fork_race (void)
   for (int i = 0; i < started; i++)
     ops += churn_ops[i];
   tst_info ("%d children of %d threads each; %ld operations in the "
-            "parent's threads meanwhile", forks, RACE_THREADS, ops);
-  if (good == RACE_FORKS)
+            "parent's threads meanwhile", t.forks, RACE_THREADS, ops);
+  if (t.good == RACE_FORKS)
     tst_ok ("every child's 4 threads allocate at once from their start, "
             "check their blocks and exit 0 in time");
   else
     tst_fail ("children whose threads allocate at once", "%d of %d good, "
-              "%d hung; first problem: %s", good, forks, hung, first);
+              "%d hung; first problem: %s", t.good, t.forks, t.hung, t.first);
 }
 
 int

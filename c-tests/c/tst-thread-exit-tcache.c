@@ -500,6 +500,35 @@ group_concurrent (void)
 /* ------------------------------------------------------------------ */
 /* Blocks that outlive the thread that allocated them.  */
 
+/* Allocate N blocks of SIZE bytes into V, each filled with the pattern of
+   its index; failures are counted in *NULLS.  */
+static void
+alloc_filled (unsigned char **v, int n, size_t size, long *nulls)
+{
+  for (int i = 0; i < n; i++)
+    {
+      v[i] = malloc (size);
+      if (v[i] == NULL)
+        ++*nulls;
+      else
+        tst_fill (v[i], size, (uintptr_t) i);
+    }
+}
+
+/* Check each block of V against its pattern (damage is counted in *BAD)
+   and free it.  */
+static void
+verify_free (unsigned char **v, int n, size_t size, long *bad)
+{
+  for (int i = 0; i < n; i++)
+    if (v[i] != NULL)
+      {
+        if (tst_verify (v[i], size, (uintptr_t) i) != size)
+          ++*bad;
+        free (v[i]);
+      }
+}
+
 enum
 {
   OUTLIVED_BLOCKS = 3000,
@@ -512,15 +541,7 @@ static unsigned char *outlived[OUTLIVED_BLOCKS];
 static void *
 outlived_alloc_thread (void *arg)
 {
-  long *nulls = arg;
-  for (int i = 0; i < OUTLIVED_BLOCKS; i++)
-    {
-      outlived[i] = malloc (OUTLIVED_SIZE);
-      if (outlived[i] == NULL)
-        ++*nulls;
-      else
-        tst_fill (outlived[i], OUTLIVED_SIZE, (uintptr_t) i);
-    }
+  alloc_filled (outlived, OUTLIVED_BLOCKS, OUTLIVED_SIZE, arg);
   return NULL;
 }
 
@@ -532,18 +553,10 @@ static pthread_barrier_t outlived_start;
 static void *
 outlived_free_thread (void *arg)
 {
-  long *bad = arg;
   free (tst_opaque_ptr (malloc (16)));
   pthread_barrier_wait (&outlived_start);
   pthread_barrier_wait (&outlived_start);
-  for (int i = 0; i < OUTLIVED_BLOCKS; i++)
-    if (outlived[i] != NULL)
-      {
-        if (tst_verify (outlived[i], OUTLIVED_SIZE, (uintptr_t) i)
-            != OUTLIVED_SIZE)
-          ++*bad;
-        free (outlived[i]);
-      }
+  verify_free (outlived, OUTLIVED_BLOCKS, OUTLIVED_SIZE, arg);
   return NULL;
 }
 
@@ -598,22 +611,24 @@ enum
 static unsigned char *idle_blocks[IDLE_BLOCKS];
 static pthread_barrier_t idle_start;
 
-/* Allocates the blocks, then waits (alive, allocating nothing) until the
-   main thread has measured.  */
-static void *
-idle_alloc_thread (void *arg)
+/* A thread that allocates blocks, then idles (alive, allocating nothing)
+   until the main thread has measured: it waits twice on `done`.  */
+struct idle_owner
 {
-  long *nulls = arg;
-  for (int i = 0; i < IDLE_BLOCKS; i++)
-    {
-      idle_blocks[i] = malloc (IDLE_SIZE);
-      if (idle_blocks[i] == NULL)
-        ++*nulls;
-      else
-        tst_fill (idle_blocks[i], IDLE_SIZE, (uintptr_t) i);
-    }
-  pthread_barrier_wait (&idle_start);
-  pthread_barrier_wait (&idle_start);
+  unsigned char **blocks;
+  int n;
+  size_t size;
+  pthread_barrier_t *done;
+  long nulls;
+};
+
+static void *
+idle_owner_thread (void *arg)
+{
+  struct idle_owner *o = arg;
+  alloc_filled (o->blocks, o->n, o->size, &o->nulls);
+  pthread_barrier_wait (o->done);
+  pthread_barrier_wait (o->done);
   return NULL;
 }
 
@@ -625,24 +640,21 @@ group_idle_owner (void)
   /* This thread keeps the arena it has; the owner gets another.  */
   free (tst_opaque_ptr (malloc (16)));
   pthread_barrier_init (&idle_start, NULL, 2);
-  if (pthread_create (&owner, NULL, idle_alloc_thread, &nulls) != 0)
+  struct idle_owner o = { idle_blocks, IDLE_BLOCKS, IDLE_SIZE, &idle_start,
+                          0 };
+  if (pthread_create (&owner, NULL, idle_owner_thread, &o) != 0)
     {
       tst_fail ("started the allocating thread", "pthread_create failed");
       return;
     }
   pthread_barrier_wait (&idle_start);
   size_t rss_full = tst_rss_bytes ();
-  for (int i = 0; i < IDLE_BLOCKS; i++)
-    if (idle_blocks[i] != NULL)
-      {
-        if (tst_verify (idle_blocks[i], IDLE_SIZE, (uintptr_t) i) != IDLE_SIZE)
-          ++bad;
-        free (idle_blocks[i]);
-      }
+  verify_free (idle_blocks, IDLE_BLOCKS, IDLE_SIZE, &bad);
   size_t rss_freed = tst_rss_bytes ();
   pthread_barrier_wait (&idle_start);
   pthread_join (owner, NULL);
   pthread_barrier_destroy (&idle_start);
+  nulls = o.nulls;
   size_t dropped = rss_full > rss_freed ? rss_full - rss_freed : 0;
   tst_info ("RSS with %d blocks of %d bytes live %zu, after another thread "
             "freed them (their thread alive, idle) %zu", IDLE_BLOCKS,
@@ -676,24 +688,6 @@ enum
 static unsigned char *small_idle[SMALL_IDLE_BLOCKS];
 static pthread_barrier_t small_owner_done, small_freer_done;
 
-static void *
-small_owner_thread (void *arg)
-{
-  long *nulls = arg;
-  for (int i = 0; i < SMALL_IDLE_BLOCKS; i++)
-    {
-      small_idle[i] = malloc (SMALL_IDLE_SIZE);
-      if (small_idle[i] == NULL)
-        ++*nulls;
-      else
-        tst_fill (small_idle[i], SMALL_IDLE_SIZE, (uintptr_t) i);
-    }
-  pthread_barrier_wait (&small_owner_done);
-  /* Idle, alive, until the main thread has measured.  */
-  pthread_barrier_wait (&small_owner_done);
-  return NULL;
-}
-
 struct small_freer
 {
   bool keep_working;
@@ -706,14 +700,7 @@ static void *
 small_freer_thread (void *arg)
 {
   struct small_freer *f = arg;
-  for (int i = 0; i < SMALL_IDLE_BLOCKS; i++)
-    if (small_idle[i] != NULL)
-      {
-        if (tst_verify (small_idle[i], SMALL_IDLE_SIZE, (uintptr_t) i)
-            != SMALL_IDLE_SIZE)
-          ++f->bad;
-        free (small_idle[i]);
-      }
+  verify_free (small_idle, SMALL_IDLE_BLOCKS, SMALL_IDLE_SIZE, &f->bad);
   if (f->keep_working)
     {
       usleep (50 * 1000);
@@ -733,7 +720,9 @@ small_idle_round (bool keep_working, long *nulls, long *bad)
   pthread_t owner, freer;
   pthread_barrier_init (&small_owner_done, NULL, 2);
   pthread_barrier_init (&small_freer_done, NULL, 2);
-  if (pthread_create (&owner, NULL, small_owner_thread, nulls) != 0)
+  struct idle_owner o = { small_idle, SMALL_IDLE_BLOCKS, SMALL_IDLE_SIZE,
+                          &small_owner_done, 0 };
+  if (pthread_create (&owner, NULL, idle_owner_thread, &o) != 0)
     return 0;
   pthread_barrier_wait (&small_owner_done);
   size_t full = tst_rss_bytes ();
@@ -757,6 +746,7 @@ small_idle_round (bool keep_working, long *nulls, long *bad)
   pthread_join (owner, NULL);
   pthread_barrier_destroy (&small_owner_done);
   pthread_barrier_destroy (&small_freer_done);
+  *nulls += o.nulls;
   *bad += f.bad;
   tst_info ("RSS with %d blocks of %d bytes live %zu, after another thread "
             "freed them and %s %zu", SMALL_IDLE_BLOCKS, SMALL_IDLE_SIZE, full,
