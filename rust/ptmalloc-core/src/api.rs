@@ -341,11 +341,7 @@ impl<M: Memory> Allocator<M> {
         // free: queued, it would wait for the owner's next slow call, and
         // an owner that has gone idle might never make one; at the top of
         // its heap, it would keep the heap from shrinking below it.
-        let lock_now = if av == tc.arena {
-            true
-        } else {
-            csize2tidx(size) >= crate::tcache::TCACHE_MAX_BINS
-        };
+        let lock_now = av == tc.arena || csize2tidx(size) >= crate::tcache::TCACHE_MAX_BINS;
         if !(lock_now && self.mem.try_lock_arena(av.0)) {
             let cfg = self.tcache_config();
             Self::check_freed(&mut self.mem, &cfg, p, size)?;

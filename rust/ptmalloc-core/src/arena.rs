@@ -104,9 +104,14 @@ impl<M: Memory> Allocator<M> {
     /// trimmed instead of held.
     pub fn drain_if_unattended(&mut self, av: Arena) -> Res<(), M> {
         if self.mem.arena_unattended(av.0) {
-            self.locked(av, |_| Ok(()))?;
+            self.drain(av)?;
         }
         Ok(())
+    }
+
+    /// Free the chunks queued for `av`, waiting for its lock.
+    fn drain(&mut self, av: Arena) -> Res<(), M> {
+        self.locked(av, |_| Ok(()))
     }
 
     /// Free the chunks queued for `av` under its lock, if nobody holds it
@@ -340,7 +345,7 @@ impl<M: Memory> Allocator<M> {
             // into it now (a free queued from here on sees it unattended and
             // does the same, see `drain_if_unattended`).
             self.mem.full_fence();
-            self.locked(av, |_| Ok(()))?;
+            self.drain(av)?;
         }
         Ok(())
     }

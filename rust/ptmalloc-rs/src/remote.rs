@@ -119,14 +119,19 @@ pub fn free_remote(m: &mut RawMemory, own: usize, p: Chunk) -> bool {
     if let Some(old) = take_if(k, |s| s.arena != av && s.count != 0) {
         send(old);
     }
+    // SAFETY: as below; the reference ends here.
+    let (count, was) = unsafe {
+        let s = &(*crate::tls::batches()).slot[k];
+        (s.count, s.arena)
+    };
+    // An empty slot taken over for another arena stops watching the old one.
+    if count == 0 && was != av {
+        unwatch(was);
+    }
     // SAFETY: this thread's own storage, which only this thread reaches;
     // the reference ends before anything else (`send`) can form another.
     let full = unsafe {
         let b = &mut *crate::tls::batches();
-        if b.slot[k].count == 0 && b.slot[k].arena != av && b.slot[k].sent != 0 {
-            b.slot[k].sent = 0;
-            b.watched -= 1;
-        }
         let s = &mut b.slot[k];
         if s.count == 0 {
             s.arena = av;
